@@ -1,0 +1,3 @@
+from synthkd.cli import main
+
+main()

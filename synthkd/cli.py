@@ -1,0 +1,45 @@
+"""The `synthkd` command line: a thin typer app that parses, calls the rooms and flows, prints.
+
+Each command group lives in `synthkd/commands/` and registers itself here. Every
+`SynthkdError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from synthkd.commands import corpus, critic, generate, student, teacher, workflow
+from synthkd.errors import SynthkdError
+
+app = typer.Typer(
+    name="synthkd",
+    help="Distil a large teacher LLM into small, fast students through versioned corpora.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for group in (teacher, corpus, generate, critic, student, workflow):
+    group.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: user errors are one line on stderr and exit code 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        app()
+    except SynthkdError as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: the corpus stays at its last committed version", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

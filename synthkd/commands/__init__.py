@@ -1,0 +1,1 @@
+"""Command groups of the `synthkd` CLI; each module exposes `register(app)`."""

@@ -1,0 +1,1 @@
+"""critics room; see ../shared/DESIGN.md. Public names are re-exported here."""

@@ -1,0 +1,1 @@
+"""data room; see ../shared/DESIGN.md. Public names are re-exported here."""
