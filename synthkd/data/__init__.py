@@ -1,1 +1,48 @@
-"""data room; see ../shared/DESIGN.md. Public names are re-exported here."""
+"""data room: record schemas, the versioned corpus store, dataset cards, export and publishing.
+
+Every other room writes and reads records through these names; see ../shared/DESIGN.md.
+"""
+
+from synthkd.data.export import ExportResult, export_dataset, parse_splits, publish_dataset
+from synthkd.data.run import RoundAcceptance, RunStore
+from synthkd.data.schemas import (
+    CONTENT_FIELDS,
+    GROUP_COLUMN,
+    IDENTITY_FIELDS,
+    KINDS,
+    STAGES,
+    Lineage,
+    make_record,
+    make_reject,
+    record_id,
+    record_schema,
+    reject_schema,
+)
+from synthkd.data.store import CorpusDiff, CorpusStore, CorpusVersion, check_name, corpus_path
+from synthkd.data.writer import BufferedWriter
+
+__all__ = [
+    "CONTENT_FIELDS",
+    "GROUP_COLUMN",
+    "IDENTITY_FIELDS",
+    "KINDS",
+    "STAGES",
+    "BufferedWriter",
+    "CorpusDiff",
+    "CorpusStore",
+    "CorpusVersion",
+    "ExportResult",
+    "Lineage",
+    "RoundAcceptance",
+    "RunStore",
+    "check_name",
+    "corpus_path",
+    "export_dataset",
+    "make_record",
+    "make_reject",
+    "parse_splits",
+    "publish_dataset",
+    "record_id",
+    "record_schema",
+    "reject_schema",
+]

@@ -1,1 +1,43 @@
-"""training room; see ../shared/DESIGN.md. Public names are re-exported here."""
+"""training room: LoRA students (classifier, generator), evaluation, hard-negative mining.
+
+See ../shared/DESIGN.md. Public names are re-exported here; every other module is private.
+"""
+
+from synthkd.training.config import STUDENT_KINDS, StudentConfig
+from synthkd.training.evaluation import (
+    Classifier,
+    ConfusedPair,
+    EvaluationReport,
+    HardNegative,
+    HardNegatives,
+    TeacherClassifier,
+    evaluate,
+    hard_negatives,
+)
+from synthkd.training.export import EXPORT_FORMATS
+from synthkd.training.students import (
+    TrainResult,
+    export_student,
+    load_student,
+    merge_student,
+    train_student,
+)
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "STUDENT_KINDS",
+    "Classifier",
+    "ConfusedPair",
+    "EvaluationReport",
+    "HardNegative",
+    "HardNegatives",
+    "StudentConfig",
+    "TeacherClassifier",
+    "TrainResult",
+    "evaluate",
+    "export_student",
+    "hard_negatives",
+    "load_student",
+    "merge_student",
+    "train_student",
+]

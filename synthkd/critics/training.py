@@ -1,0 +1,184 @@
+"""Training a critic from labels: hold out a split, choose the threshold on labels the
+model never saw, report ROC-AUC and the precision-yield curve, and save it with its card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from synthkd.critics.card import write_card
+from synthkd.critics.config import CriticConfig
+from synthkd.critics.critic import Critic
+from synthkd.critics.curve import choose_threshold, evaluate, plot_precision_yield
+from synthkd.critics.encoder import SentenceEncoder
+from synthkd.critics.head import LogisticHead, out_of_fold, pair_features
+from synthkd.critics.labels import SOURCES, CriticLabel, LabelSet
+from synthkd.critics.progress import progress_bar
+from synthkd.critics.records import kind_of, pair_of, render
+from synthkd.errors import SynthkdError
+
+MIN_PER_CLASS = 8
+"""Fewest labels of each class: enough for a held-out split and cross-validated calibration."""
+HOLDOUT = 0.25
+LORA_MIN_LABELS = 2000
+"""With `method="auto"`, this many labels switch from the logistic head to a LoRA cross-encoder."""
+
+
+def _deduplicated(labels: list[CriticLabel]) -> list[CriticLabel]:
+    """One label per record; a human answer beats a judge's, which beats an automatic one."""
+    rank = {source: i for i, source in enumerate(SOURCES)}
+    best: dict[str, CriticLabel] = {}
+    for label in labels:
+        key = label.row.get("id") or json.dumps(label.row, sort_keys=True, default=str)
+        current = best.get(key)
+        if current is None or rank[label.source] <= rank[current.source]:
+            best[key] = label
+    return list(best.values())
+
+
+def check_labels(labels: LabelSet) -> tuple[list[CriticLabel], np.ndarray]:
+    """The usable labels and their 0/1 vector; SynthkdError for one class or too few."""
+    usable = _deduplicated(labels.labels)
+    y = np.array([label.accept for label in usable], dtype=np.int64)
+    accepted, rejected = int(y.sum()), int(len(y) - y.sum())
+    if not usable:
+        raise SynthkdError("no critic labels: give a label file, a judge, or seed examples")
+    if accepted == 0 or rejected == 0:
+        only = "acceptable" if accepted else "unacceptable"
+        raise SynthkdError(
+            f"all {len(usable)} critic labels are {only}; a critic needs examples of both classes"
+        )
+    if min(accepted, rejected) < MIN_PER_CLASS:
+        raise SynthkdError(
+            f"too few critic labels to hold out a split: {accepted} acceptable and {rejected} "
+            f"unacceptable; need at least {MIN_PER_CLASS} of each"
+        )
+    return usable, y
+
+
+def train_critic(
+    labels: LabelSet,
+    config: CriticConfig,
+    out_dir: str | Path,
+    *,
+    kind: str | None = None,
+    method: str = "auto",
+    seed: int = 0,
+    encoder_dir: str | Path | None = None,
+    progress: bool = False,
+) -> Critic:
+    """Fit a critic on `labels` and save it (with card and plot) to `out_dir`.
+
+    Labels are checked before anything is written; the directory appears complete or
+    not at all (it is built beside `out_dir` and moved into place).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / "critic.json").exists() and any(out_dir.iterdir()):
+        raise SynthkdError(f"{out_dir} exists and is not a critic directory; not replacing it")
+    usable, y = check_labels(labels)
+    rows = [label.row for label in usable]
+    kind = kind_of(rows, kind)
+    if method == "auto":
+        method = "lora" if len(usable) >= LORA_MIN_LABELS else "logistic"
+    if method not in ("logistic", "lora"):
+        raise SynthkdError(f"unknown critic method {method!r}; expected logistic, lora or auto")
+    index = np.arange(len(usable))
+    train, held = train_test_split(index, test_size=HOLDOUT, stratify=y, random_state=seed)
+    pairs = [pair_of(row, kind) for row in rows]
+    enc_dir = str(encoder_dir) if encoder_dir is not None else None
+
+    critic = Critic(kind=kind, method=method, threshold=0.5, target_precision=0.0, version="")
+    critic.encoder_dir = enc_dir
+    if method == "logistic":
+        encoder = SentenceEncoder(enc_dir)
+        critic._encoder = encoder
+        texts = [a for a, _ in pairs] + [b for _, b in pairs]
+        with progress_bar("embedding labelled records", len(set(texts)), progress) as advance:
+            vectors = encoder.encode(texts, on_batch=advance)
+        X = pair_features(vectors[: len(rows)], vectors[len(rows) :])
+        selection_scores, selection_y = out_of_fold(X[train], y[train], seed), y[train]
+        critic.head = LogisticHead.fit(X[train], y[train], seed)
+        held_scores = critic.head.predict(X[held])
+        fingerprint = critic.head.fingerprint()
+    else:
+        from synthkd.critics.crossencoder import CrossEncoderHead
+
+        left, right = [a for a, _ in pairs], [b for _, b in pairs]
+        head, selection_scores, selection_y = CrossEncoderHead.fit(
+            [left[i] for i in train], [right[i] for i in train], y[train], enc_dir, seed, progress
+        )
+        critic.cross_encoder = head
+        held_scores = head.predict([left[i] for i in held], [right[i] for i in held])
+        fingerprint = head.fingerprint()
+
+    cut = choose_threshold(selection_scores, selection_y, config.target_precision)
+    held_cut = evaluate(held_scores, y[held], cut.threshold)
+    critic.threshold = cut.threshold
+    critic.target_precision = config.target_precision
+    digest = hashlib.sha256(fingerprint + repr(cut.threshold).encode()).hexdigest()[:10]
+    critic.version = f"critic-{kind}-{method}-{digest}"
+    critic.label_counts = LabelSet(usable).counts()
+    critic.metrics = {
+        "labels": len(usable),
+        "train": len(train),
+        "holdout": len(held),
+        "holdout_roc_auc": float(roc_auc_score(y[held], held_scores)),
+        "holdout_average_precision": float(average_precision_score(y[held], held_scores)),
+        "holdout_base_rate": float(y[held].mean()),
+        "holdout_precision_at_threshold": held_cut.precision,
+        "holdout_kept_share": held_cut.kept_share,
+        "selection_precision_at_threshold": cut.precision,
+        "selection_kept_share": cut.kept_share,
+        "target_met": cut.met,
+        "dropped_labels": dict(labels.dropped),
+    }
+    _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selection_y, cut)
+    return critic
+
+
+def _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selection_y, cut):
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        critic.save_model(staging)
+        held_set = set(held.tolist())
+        pq.write_table(
+            pa.table(
+                {
+                    "id": [str(label.row.get("id") or "") for label in usable],
+                    "record": [render(label.row, critic.kind) for label in usable],
+                    "accept": pa.array(y.tolist(), pa.int8()),
+                    "source": [label.source for label in usable],
+                    "rationale": [label.rationale for label in usable],
+                    "split": ["holdout" if i in held_set else "train" for i in range(len(usable))],
+                }
+            ),
+            staging / "labels.parquet",
+        )
+        selection = "cross-validated training labels" if critic.method == "logistic" else "calibration split"
+        plot_precision_yield(
+            staging / "precision_yield.png",
+            {selection: (selection_scores, selection_y), "held-out split": (held_scores, y[held])},
+            cut,
+            critic.target_precision,
+            f"{critic.kind} critic ({critic.method})",
+        )
+        write_card(staging / "README.md", critic, selection)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    critic.path = out_dir

@@ -1,0 +1,175 @@
+"""The run folder's metrics.json and report.md, with the plots a person would rather look at."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+REQUIRED_METRICS = (
+    "round",
+    "generated",
+    "accepted",
+    "val_accuracy",
+    "val_macro_f1",
+    "teacher_prompt_tokens",
+    "teacher_completion_tokens",
+    "seconds",
+)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_metrics(run_dir: Path, rounds: Sequence[dict[str, Any]]) -> Path:
+    """metrics.json: one object per round (the contract in DESIGN.md)."""
+    for row in rounds:
+        missing = [key for key in REQUIRED_METRICS if key not in row]
+        if missing:
+            raise ValueError(f"round metrics lack {missing}")
+    path = run_dir / "metrics.json"
+    write_json_atomic(path, list(rounds))
+    return path
+
+
+def plot_macro_f1(rounds: Sequence[dict[str, Any]], path: Path) -> Path:
+    xs = [r["round"] for r in rounds]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [r["val_macro_f1"] for r in rounds], marker="o", label="student (LoRA)")
+    baseline = [r.get("baseline_val_macro_f1") for r in rounds]
+    if any(b is not None for b in baseline):
+        ax.plot(xs, baseline, marker="s", linestyle="--", label="frozen-encoder baseline")
+    ax.set_xlabel("round")
+    ax.set_ylabel("validation macro-F1")
+    ax.set_xticks(xs)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Validation macro-F1 per round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_f1(rounds: Sequence[dict[str, Any]], path: Path) -> Path:
+    xs = [r["round"] for r in rounds]
+    labels = sorted({label for r in rounds for label in (r.get("per_class_f1") or {})})
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label in labels:
+        ax.plot(xs, [(r.get("per_class_f1") or {}).get(label) for r in rounds], marker="o", label=label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("validation F1")
+    ax.set_xticks(xs)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title("Per-class F1 per round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def rounds_table(rounds: Sequence[dict[str, Any]]) -> str:
+    header = (
+        "| round | generated | accepted | corpus rows | val accuracy | val macro-F1 "
+        "| baseline macro-F1 | prompt tokens | completion tokens | seconds |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {r['round']} | {r['generated']} | {r['accepted']} | {_fmt(r.get('corpus_rows'))} "
+        f"| {_fmt(r['val_accuracy'])} | {_fmt(r['val_macro_f1'])} "
+        f"| {_fmt(r.get('baseline_val_macro_f1'))} | {r['teacher_prompt_tokens']} "
+        f"| {r['teacher_completion_tokens']} | {_fmt(r['seconds'], 1)} |"
+        for r in rounds
+    ]
+    return header + "\n".join(lines) + "\n"
+
+
+def write_report(
+    run_dir: Path,
+    recipe_name: str,
+    rounds: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+) -> Path:
+    """report.md: the per-round table, the plots, student vs teacher and the ablations."""
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_macro_f1(rounds, plots / "macro_f1_per_round.png")
+    plot_per_class_f1(rounds, plots / "per_class_f1_per_round.png")
+
+    parts = [f"# synthkd run report: {recipe_name}\n"]
+    best = summary.get("best_round")
+    parts.append(
+        f"Best student: round {best}, validation accuracy {_fmt(summary.get('student_accuracy'))}, "
+        f"macro-F1 {_fmt(summary.get('student_macro_f1'))}. Stopped: {summary.get('stop_reason', '–')}.\n"
+    )
+    parts.append("## Rounds\n")
+    parts.append(rounds_table(rounds))
+    parts.append("\n![macro-F1 per round](plots/macro_f1_per_round.png)\n")
+    parts.append("![per-class F1 per round](plots/per_class_f1_per_round.png)\n")
+
+    teacher = summary.get("teacher") or {}
+    student = summary.get("student_speed") or {}
+    parts.append("\n## Student vs teacher\n")
+    if teacher:
+        ratio = None
+        if teacher.get("examples_per_s") and student.get("examples_per_s"):
+            ratio = student["examples_per_s"] / teacher["examples_per_s"]
+        parts.append(
+            "| model | val accuracy | val macro-F1 | examples/s |\n|---|---:|---:|---:|\n"
+            f"| teacher ({teacher.get('name', '?')}, few-shot label scoring) "
+            f"| {_fmt(teacher.get('accuracy'))} | {_fmt(teacher.get('macro_f1'))} "
+            f"| {_fmt(teacher.get('examples_per_s'), 1)} |\n"
+            f"| student ({student.get('name', 'LoRA MiniLM')}) | {_fmt(summary.get('student_accuracy'))} "
+            f"| {_fmt(summary.get('student_macro_f1'))} | {_fmt(student.get('examples_per_s'), 1)} |\n"
+        )
+        if ratio:
+            parts.append(f"\nThe student answers {ratio:.0f}x faster than the teacher.\n")
+    else:
+        parts.append("Teacher-as-classifier baseline not measured for this task.\n")
+
+    ablations = summary.get("ablations") or {}
+    if ablations:
+        parts.append("\n## Ablations\n")
+        parts.append("| variant | val accuracy | val macro-F1 |\n|---|---:|---:|\n")
+        for name, values in ablations.items():
+            parts.append(
+                f"| {name} | {_fmt(values.get('val_accuracy'))} | {_fmt(values.get('val_macro_f1'))} |\n"
+            )
+        if summary.get("critic_cut_kept") is not None:
+            verdict = "kept" if summary["critic_cut_kept"] else "dropped (it did not help the student)"
+            parts.append(f"\nThe critic's cut was {verdict}.\n")
+
+    for title, rel in (
+        ("Critic precision-yield curve", "critic/precision_yield.png"),
+        ("Final confusion matrix", "student/confusion_matrix.png"),
+    ):
+        if (run_dir / rel).exists():
+            parts.append(f"\n## {title}\n\n![{title}]({rel})\n")
+
+    path = run_dir / "report.md"
+    tmp = path.with_name(".report.md.tmp")
+    tmp.write_text("".join(parts))
+    os.replace(tmp, path)
+    return path

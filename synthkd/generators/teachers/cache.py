@@ -1,0 +1,140 @@
+"""The persistent response cache every teacher backend sits behind.
+
+One SQLite file maps a sample key (`TeacherRequest.sample_key(backend, model, index)`:
+backend, model, rendered prompt or messages, sampling parameters with seed, schema and
+sample index) to the completion the teacher wrote. A rerun or a resumed run reads its
+samples back instead of asking the teacher again; a changed parameter is a new key.
+
+What is stored: completions that came back, finished ("stop") or truncated ("length").
+A truncated sample is as deterministic an outcome of its parameters as a finished one,
+so caching it avoids paying for the same truncation twice; raising `max_tokens` changes
+the key and asks again. Errors (timeouts, 5xx, resets, malformed bodies) are never
+stored: they say nothing about the sample, and the next run retries them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from synthkd.assets import cache_dir
+from synthkd.errors import SynthkdError
+from synthkd.generators.teachers.base import Completion
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID
+"""
+_LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
+
+
+def default_cache_path() -> Path:
+    """Where teachers cache their answers unless told otherwise."""
+    return cache_dir() / "teacher_responses.sqlite"
+
+
+class ResponseCache:
+    """Completions by sample key, on disk (SQLite, WAL journal), safe across threads.
+
+    Writes are buffered and committed in batches (`flush`, also every `flush_every`
+    samples), so caching costs little next to a teacher call; a run killed mid-batch
+    loses at most the unflushed samples, never the file.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, flush_every: int = 256) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.flush_every = flush_every
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple] = {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SynthkdError(f"cannot open the teacher response cache {self.path}: {exc}") from exc
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
+        """The cached completions among `keys` (index and key filled in by the caller)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Completion] = {}
+        with self._lock:
+            for key in wanted:
+                row = self._pending.get(key)
+                if row is not None:
+                    found[key] = _completion(key, row[0:4])
+            rest = [k for k in wanted if k not in found]
+            for start in range(0, len(rest), _LOOKUP_CHUNK):
+                chunk = rest[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT key, text, finish_reason, prompt_tokens, completion_tokens"
+                    f" FROM samples WHERE key IN ({marks})",
+                    chunk,
+                ).fetchall()
+                for key, *values in rows:
+                    found[key] = _completion(key, values)
+        return found
+
+    def put(self, completion: Completion) -> None:
+        """Remember a completion that came back ("stop" or "length"); errors are refused."""
+        if completion.finish_reason not in ("stop", "length") or not completion.sample_key:
+            return
+        with self._lock:
+            self._pending[completion.sample_key] = (
+                completion.text,
+                completion.finish_reason,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                time.time(),
+            )
+            if len(self._pending) >= self.flush_every:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        """Commit buffered samples to disk."""
+        with self._lock:
+            self._flush_locked()
+
+    def __len__(self) -> int:
+        self.flush()
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._db.close()
+
+    def _flush_locked(self) -> None:
+        if not self._pending:
+            return
+        rows = [(key, *values) for key, values in self._pending.items()]
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._db.execute("COMMIT")
+        self._pending.clear()
+
+
+def _completion(key: str, values) -> Completion:
+    text, finish_reason, prompt_tokens, completion_tokens = values
+    return Completion(
+        index=-1,
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cached=True,
+        sample_key=key,
+    )

@@ -1,0 +1,161 @@
+"""What a student directory holds, and the one rule about weights: safetensors only.
+
+A student directory has `student.json` (kind, labels, base model, metrics) beside the
+weights; `load_student` reads that first, so any directory without it is "not a student".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from synthkd.errors import SynthkdError
+
+MANIFEST = "student.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a student directory, or one line saying why it is not a student."""
+    root = Path(path)
+    if not root.exists():
+        raise SynthkdError(f"student directory does not exist: {root}")
+    if not root.is_dir():
+        raise SynthkdError(f"not a student directory (a file, not a directory): {root}")
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        refuse_pickle_only(root)
+        raise SynthkdError(f"not a student directory (no {MANIFEST}; train one first): {root}")
+    try:
+        data = json.loads(manifest.read_text())
+    except json.JSONDecodeError as exc:
+        raise SynthkdError(f"{manifest} is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict) or "kind" not in data:
+        raise SynthkdError(f"{manifest} has no 'kind': not a synthkd student")
+    return data
+
+
+def refuse_pickle_only(root: Path) -> None:
+    """A checkpoint in a pickle format only is refused: unpickling can run arbitrary code."""
+    if any(root.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in root.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise SynthkdError(
+            f"{root} holds only pickle weights ({', '.join(pickles)}); synthkd loads "
+            "safetensors only (convert with transformers' save_pretrained)"
+        )
+
+
+def require_model_dir(path: str | Path, what: str) -> Path:
+    """A local Hugging Face model directory with safetensors weights."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise SynthkdError(f"{what} is not a local model directory: {root}")
+    if not (root / "config.json").exists():
+        raise SynthkdError(f"{what} is not a model directory (no config.json): {root}")
+    refuse_pickle_only(root)
+    if not any(root.glob("*.safetensors")):
+        raise SynthkdError(f"{what} has no safetensors weights: {root}")
+    return root
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Write a directory under a temporary name and move it in place only on success.
+
+    A crash or a bad input part-way leaves the previous directory (or nothing), never a
+    half-written student.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(target)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[str]:
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            rows.append(f"| {key} | {value:.4f} |")
+        elif isinstance(value, (int, str)):
+            rows.append(f"| {key} | {value} |")
+    return rows
+
+
+def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
+    """README.md with the Hub's YAML header, what the student is and how it scored."""
+    kind = manifest["kind"]
+    labels = manifest.get("labels") or []
+    base = manifest.get("base_model") or manifest.get("base_model_name") or "none"
+    lines = [
+        "---",
+        "library_name: " + ("peft" if kind in ("minilm", "generative") else "synthkd"),
+        "pipeline_tag: " + ("text-generation" if kind == "generative" else "text-classification"),
+        "tags: [synthkd, distillation" + (", lora" if kind != "linear" else "") + "]",
+        "---",
+        "",
+        f"# synthkd student ({kind})",
+        "",
+        f"Distilled by synthkd from a teacher LLM's synthetic corpus. Base model: `{base}`.",
+        f"Trained {manifest.get('created_at', '')} on {manifest.get('train_examples', '?')} "
+        f"examples, validated on {manifest.get('validation_examples', '?')}.",
+        "",
+    ]
+    if labels:
+        lines += ["Labels: " + ", ".join(f"`{label}`" for label in labels), ""]
+    metrics = manifest.get("metrics") or {}
+    if metrics:
+        lines += ["## Validation", "", "| metric | value |", "| --- | --- |"]
+        lines += _metric_rows(metrics) + [""]
+    baseline = manifest.get("baseline") or {}
+    if baseline:
+        lines += [
+            "## Frozen-encoder baseline",
+            "",
+            "Mean-pooled embeddings of the frozen base encoder + logistic regression, "
+            "trained on the same data; the LoRA student is worth its training time only "
+            "if it beats this.",
+            "",
+            "| metric | value |",
+            "| --- | --- |",
+        ]
+        lines += _metric_rows(baseline) + [""]
+    config = manifest.get("config") or {}
+    if config:
+        lines += ["## Training settings", "", "```json", json.dumps(config, indent=2), "```", ""]
+    lines += [
+        "## Use",
+        "",
+        "```bash",
+        "synthkd predict THIS_DIR --input texts.parquet --text-column text --output out.parquet",
+        "```",
+        "",
+    ]
+    (root / "README.md").write_text("\n".join(lines))

@@ -1,0 +1,137 @@
+"""Serving copies of a MiniLM student: ONNX (fp32) and ONNX int8 (dynamic quantization).
+
+Both are student directories of their own (kind "onnx"), so `evaluate` and `predict`
+measure and serve them exactly like the PyTorch student.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthkd.errors import SynthkdError
+from synthkd.training._files import write_json
+from synthkd.training._hf_training import cpu_threads
+
+EXPORT_FORMATS = ("onnx", "int8")
+MODEL_FILE = "model.onnx"
+
+
+class _LogitsOnly(torch.nn.Module):
+    """The exported graph takes ids and mask and returns logits, nothing else."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def export_onnx(student: Any, target: Path, *, quantize: bool) -> dict[str, Any]:
+    """Write `model.onnx` (int8 weights when `quantize`) and the tokenizer into `target`."""
+    example = student.tokenizer(
+        ["a short example", "a slightly longer example sentence"],
+        padding=True,
+        return_tensors="pt",
+    )
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sequence = torch.export.Dim("sequence", min=1, max=student.max_length)
+    fp32 = target / ("model.fp32.onnx" if quantize else MODEL_FILE)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        torch.inference_mode(False),
+    ):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _LogitsOnly(student.model).eval(),
+            (example["input_ids"], example["attention_mask"]),
+            str(fp32),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_shapes={
+                "input_ids": {0: batch, 1: sequence},
+                "attention_mask": {0: batch, 1: sequence},
+            },
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic warns via the root logger
+        quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
+        fp32.unlink()
+    student.tokenizer.save_pretrained(target)
+    return {"bytes": (target / MODEL_FILE).stat().st_size}
+
+
+class OnnxStudent:
+    """An exported MiniLM student served by onnxruntime."""
+
+    kind = "onnx"
+
+    def __init__(self, session: Any, tokenizer: Any, labels: list[str], max_length: int, path: Path):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.max_length = max_length
+        self.path = path
+
+    @classmethod
+    def load(cls, root: Path, manifest: dict[str, Any]) -> OnnxStudent:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        model = root / MODEL_FILE
+        if not model.exists():
+            raise SynthkdError(f"{root} has no {MODEL_FILE}: not an exported student")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = cpu_threads()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        tokenizer = AutoTokenizer.from_pretrained(root)
+        max_length = int(manifest.get("config", {}).get("max_length", 128))
+        return cls(session, tokenizer, manifest["labels"], max_length, root)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
+            feeds = {
+                "input_ids": batch["input_ids"].astype(np.int64),
+                "attention_mask": batch["attention_mask"].astype(np.int64),
+            }
+            logits = self.session.run(None, feeds)[0].astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            out[idx] = probs / probs.sum(axis=1, keepdims=True)
+        return out
+
+
+def exported_manifest(source: dict[str, Any], fmt: str, info: dict[str, Any]) -> dict[str, Any]:
+    manifest = {k: v for k, v in source.items() if k not in ("kind", "merged")}
+    manifest.update({"kind": "onnx", "format": fmt, "source_kind": source["kind"], **info})
+    return manifest
+
+
+def write_export_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    write_json(target / "student.json", manifest)
