@@ -114,6 +114,11 @@ class LabelledTaskSection(_Section):
     shots: int = Field(4, ge=0, description="Few-shot examples per prompt (rotating).")
     samples_per_prompt: int = Field(4, ge=1, description="Samples drawn from one prompt.")
     item_name: str = Field("Story", description="What one example is called in the prompts.")
+    label_name: str = Field("Section", description="What the label is called in the prompts.")
+    document_title: str = Field("Latest stories", description="First line of base-model prompts.")
+    headline: bool = Field(
+        False, description="Items start with a headline (the first line of a multi-line seed)."
+    )
 
     _labels_shorthand = field_validator("labels", mode="before")(_label_dict)
 
@@ -125,7 +130,8 @@ class CommonsenseTaskSection(_Section):
     seed_events: str = Field(description="Text file, one 'PersonX ...' event per line.")
     seed_triples: str = Field(description="JSONL of gold {head, relation, tail} examples.")
     relations: dict[str, str] = Field(
-        min_length=1, description="Relation name -> natural-language template, e.g. 'As a result, PersonX'."
+        min_length=1,
+        description="Relation name -> natural-language template, e.g. 'As a result, PersonX'.",
     )
     per_relation: int = Field(20, ge=1, description="Triples asked for per relation per round.")
     tails_per_event: int = Field(2, ge=1, description="Tails sampled per (event, relation).")
@@ -152,7 +158,9 @@ class AnnotateTaskSection(_Section):
     input: str = Field(description="CSV or Parquet file of unlabelled texts.")
     text_column: str = "text"
     labels: dict[str, LabelSection] = Field(min_length=2)
-    shots_file: str | None = Field(None, description="JSONL/CSV of labelled examples for the header.")
+    shots_file: str | None = Field(
+        None, description="JSONL/CSV of labelled examples for the header."
+    )
     shots: int = Field(2, ge=0, description="Examples per label in the few-shot header.")
     label_column: str = Field("label", description="Label column of shots_file.")
 
@@ -300,9 +308,13 @@ def _field_name(loc: tuple[Any, ...], data: Any) -> str:
     parts: list[str] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (
+            isinstance(node, dict)
+            and part in node
+            or isinstance(node, list)
+            and isinstance(part, int)
+            and part < len(node)
+        ):
             node = node[part]
         elif isinstance(node, dict) and node.get("kind") == part:
             continue

@@ -22,7 +22,9 @@ from synthkd.critics.progress import progress_bar
 from synthkd.errors import SynthkdError
 
 EPOCHS = 3
-LEARNING_RATE = 5e-4
+MIN_STEPS = 200
+"""Fewest optimizer steps: small label sets get more epochs, or LoRA barely moves."""
+LEARNING_RATE = 1e-3
 BATCH_SIZE = 16
 MAX_LENGTH = 160
 CALIBRATION_SHARE = 0.2
@@ -88,10 +90,12 @@ class CrossEncoderHead:
         positive_weight = torch.tensor((len(y_fit) - y_fit.sum()) / max(y_fit.sum(), 1.0))
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=positive_weight)
         rng = np.random.default_rng(seed)
-        steps = EPOCHS * int(np.ceil(len(fit_idx) / BATCH_SIZE))
+        per_epoch = int(np.ceil(len(fit_idx) / BATCH_SIZE))
+        epochs = max(EPOCHS, int(np.ceil(MIN_STEPS / per_epoch)))
+        steps = epochs * per_epoch
         head = cls(tokenizer, model, 1.0, 0.0)
         with progress_bar("training LoRA critic", steps, progress) as advance:
-            for _ in range(EPOCHS):
+            for _ in range(epochs):
                 model.train()
                 order = rng.permutation(fit_idx)
                 for start in range(0, len(order), BATCH_SIZE):

@@ -3,6 +3,7 @@
 See ../shared/DESIGN.md. Public names are re-exported here; every other module is private.
 """
 
+from synthkd.training._examples import LabelledExamples, labelled_examples, texts_of
 from synthkd.training.config import STUDENT_KINDS, StudentConfig
 from synthkd.training.evaluation import (
     Classifier,
@@ -31,13 +32,16 @@ __all__ = [
     "EvaluationReport",
     "HardNegative",
     "HardNegatives",
+    "LabelledExamples",
     "StudentConfig",
     "TeacherClassifier",
     "TrainResult",
     "evaluate",
     "export_student",
     "hard_negatives",
+    "labelled_examples",
     "load_student",
     "merge_student",
+    "texts_of",
     "train_student",
 ]

@@ -116,6 +116,8 @@ def labelled_examples(
 ) -> LabelledExamples:
     """Read texts, hard labels and optional soft labels; one clear error for bad input."""
     columns = accepted_only(rows_of(data, what))
+    if not any(columns.values()):
+        raise SynthkdError(f"{what} is empty: no records to train or evaluate on")
     for name in (text_column, label_column):
         if name not in columns:
             have = ", ".join(sorted(columns)) or "none"
@@ -139,6 +141,8 @@ def labelled_examples(
 def texts_of(data: Any, *, what: str = "input", text_column: str = "text") -> list[str]:
     """The text column of `data`, for prediction (no labels needed)."""
     columns = rows_of(data, what)
+    if not any(columns.values()):
+        raise SynthkdError(f"{what} is empty: no texts to predict")
     if text_column not in columns:
         have = ", ".join(sorted(columns)) or "none"
         raise SynthkdError(f"{what} has no {text_column!r} column (columns: {have})")

@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments
 
 from synthkd.training.config import StudentConfig
 
@@ -31,6 +31,7 @@ def quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     logging.getLogger("peft").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="peft")
     warnings.filterwarnings("ignore", module="transformers")
@@ -112,6 +113,7 @@ def training_arguments(
     output_dir: str,
     *,
     metric: str | None,
+    greater_is_better: bool = True,
     eval_batch_size: int = 64,
 ) -> TrainingArguments:
     """CPU, seeded, linear warm-up/decay; evaluate and keep the best epoch when `metric` is set."""
@@ -134,7 +136,7 @@ def training_arguments(
         save_only_model=True,
         load_best_model_at_end=evaluating,
         metric_for_best_model=metric,
-        greater_is_better=True if evaluating else None,
+        greater_is_better=greater_is_better if evaluating else None,
         logging_strategy="steps",
         logging_steps=1,
         report_to="none",
@@ -143,3 +145,9 @@ def training_arguments(
         dataloader_num_workers=0,
         train_sampling_strategy="group_by_length",
     )
+
+
+def silence_default_callbacks(trainer: Any) -> None:
+    """Our rich bar replaces the Trainer's tqdm bar and its dict-per-step printing."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)

@@ -17,7 +17,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from synthkd.training._examples import LabelledExamples, weighted_rows
 from synthkd.training._files import require_model_dir
-from synthkd.training._hf_training import cpu_threads
+from synthkd.training._hf_training import cpu_threads, quiet_transformers
 
 
 @torch.inference_mode()
@@ -26,6 +26,7 @@ def mean_pooled_embeddings(
 ) -> np.ndarray:
     """Sentence embeddings the way all-MiniLM-L6-v2 was trained: masked mean, L2-normalised."""
     torch.set_num_threads(cpu_threads())
+    quiet_transformers()
     root = require_model_dir(model_dir, "student.base_model")
     tokenizer = AutoTokenizer.from_pretrained(root)
     model = AutoModel.from_pretrained(root, use_safetensors=True).eval()

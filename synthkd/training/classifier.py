@@ -34,6 +34,7 @@ from synthkd.training._hf_training import (
     classification_metrics,
     cpu_threads,
     quiet_transformers,
+    silence_default_callbacks,
     soft_cross_entropy,
     training_arguments,
 )
@@ -104,7 +105,9 @@ def train_minilm(
     train_ds = _encode(
         tokenizer, train.texts, train.targets(labels, config.use_soft_labels), config.max_length
     )
-    val_ds = _encode(tokenizer, validation.texts, validation.targets(labels, False), config.max_length)
+    val_ds = _encode(
+        tokenizer, validation.texts, validation.targets(labels, False), config.max_length
+    )
     callbacks: list[Any] = [RichProgress("training MiniLM student", enabled=progress)]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
@@ -120,15 +123,16 @@ def train_minilm(
             compute_loss_func=soft_cross_entropy,
             callbacks=callbacks,
         )
+        silence_default_callbacks(trainer)
         outcome = trainer.train()
+        history = [
+            {"epoch": round(e["epoch"], 2), "val_macro_f1": e["eval_macro_f1"]}
+            for e in trainer.state.log_history
+            if "eval_macro_f1" in e
+        ]
         best = trainer.evaluate()
     model.save_pretrained(target / ADAPTER_DIR)
     tokenizer.save_pretrained(target)
-    history = [
-        {"epoch": round(e["epoch"], 2), "val_macro_f1": e["eval_macro_f1"]}
-        for e in trainer.state.log_history
-        if "eval_macro_f1" in e
-    ]
     return {
         "val_accuracy": float(best["eval_accuracy"]),
         "val_macro_f1": float(best["eval_macro_f1"]),
@@ -176,7 +180,9 @@ class ClassifierStudent:
             if adapter.is_dir():
                 refuse_pickle_only(adapter)
             if not (adapter / "adapter_model.safetensors").exists():
-                raise SynthkdError(f"{root} has no LoRA adapter ({ADAPTER_DIR}/adapter_model.safetensors)")
+                raise SynthkdError(
+                    f"{root} has no LoRA adapter ({ADAPTER_DIR}/adapter_model.safetensors)"
+                )
             base = _base_classifier(resolve_base_model(manifest.get("base_model")), labels)
             model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
         tokenizer = AutoTokenizer.from_pretrained(root)

@@ -81,7 +81,9 @@ class OnnxStudent:
 
     kind = "onnx"
 
-    def __init__(self, session: Any, tokenizer: Any, labels: list[str], max_length: int, path: Path):
+    def __init__(
+        self, session: Any, tokenizer: Any, labels: list[str], max_length: int, path: Path
+    ):
         self.session = session
         self.tokenizer = tokenizer
         self.labels = list(labels)

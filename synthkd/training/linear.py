@@ -132,4 +132,8 @@ def train_linear(
         coef[model.classes_] = model.coef_
         intercept[model.classes_] = model.intercept_
     student = LinearStudent(labels, vectorizer, coef, intercept)
-    return student, {"C": c, "features": int(train_x.shape[1]), "seconds": time.perf_counter() - start}
+    return student, {
+        "C": c,
+        "features": int(train_x.shape[1]),
+        "seconds": time.perf_counter() - start,
+    }

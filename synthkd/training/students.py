@@ -162,15 +162,11 @@ def train_student(
         write_json(staging / "student.json", manifest)
         write_json(staging / "label_map.json", {"id2label": dict(enumerate(labels))})
         student = load_student(staging)
-        report = evaluate(
-            student, val_ex.texts, val_ex.labels, plot_path=staging / "confusion.png"
-        )
+        report = evaluate(student, val_ex.texts, val_ex.labels, plot_path=staging / "confusion.png")
         report.confusion_png = str(target / "confusion.png")
         write_json(staging / "evaluation.json", report.to_dict())
         metrics = {"val_accuracy": report.accuracy, "val_macro_f1": report.macro_f1, **facts}
-        manifest["metrics"] = {
-            k: v for k, v in metrics.items() if isinstance(v, (int, float, str))
-        }
+        manifest["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
         manifest["metrics"].update(
             {k: v for k, v in report.summary().items() if k.startswith(("latency", "examples"))}
         )

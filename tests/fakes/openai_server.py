@@ -46,6 +46,10 @@ class ServerStats:
     """Good answers (finish_reason "stop") sent per sample id."""
     answered_length: Counter = field(default_factory=Counter)
     """Length-truncated answers sent per sample id."""
+    max_in_flight: int = 0
+    """Most completion requests being answered at once."""
+    authorization: set = field(default_factory=set)
+    """Authorization headers seen (to check a key was sent, and where it must not leak)."""
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +58,7 @@ class ServerStats:
             "attempts": dict(self.attempts),
             "answered_ok": dict(self.answered_ok),
             "answered_length": dict(self.answered_length),
+            "max_in_flight": self.max_in_flight,
         }
 
 
@@ -117,6 +122,8 @@ class FaultyOpenAIServer:
         self._stopped: asyncio.Event | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        self._in_flight = 0
+        self._handlers: set[asyncio.Task] = set()
 
     @property
     def base_url(self) -> str:
@@ -152,13 +159,17 @@ class FaultyOpenAIServer:
         self._ready.set()
         if on_ready:
             on_ready(self)
-        async with server:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), self.max_lifetime_s)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), self.max_lifetime_s)
         server.close()
+        for task in list(self._handlers):  # stalled answers and idle keep-alive connections
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
 
     # --- HTTP ---------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._handlers.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -171,12 +182,15 @@ class FaultyOpenAIServer:
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0"))
                 body = await reader.readexactly(length) if length else b""
+                with self._lock:
+                    self.stats.authorization.add(headers.get("authorization"))
                 keep = await self._route(method, path.split("?")[0], body, writer)
                 if not keep:
                     return
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
             pass
         finally:
+            self._handlers.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -188,7 +202,14 @@ class FaultyOpenAIServer:
             with self._lock:
                 return await _send(writer, 200, self.stats.to_dict())
         if method == "POST" and path.endswith(("/completions", "/chat/completions")):
-            return await self._complete(path.endswith("/chat/completions"), body, writer)
+            with self._lock:
+                self._in_flight += 1
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+            try:
+                return await self._complete(path.endswith("/chat/completions"), body, writer)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
         return await _send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
 
     async def _complete(self, chat: bool, body: bytes, writer) -> bool:

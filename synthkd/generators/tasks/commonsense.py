@@ -70,6 +70,8 @@ _MAX_TAIL_WORDS = 14
 class CommonsenseTask(GenerationTask):
     kind = "commonsense"
     task_name = "commonsense"
+    group_column = "relation"
+    chain_stages = frozenset({"commonsense_events"})
 
     def __init__(self, config: CommonsenseTaskConfig, templates: Templates | None = None):
         super().__init__(templates)
@@ -77,7 +79,9 @@ class CommonsenseTask(GenerationTask):
         try:
             lines = open(config.seed_events, encoding="utf-8").read().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SynthkdError(f"seed events file {config.seed_events}: cannot read ({exc})") from None
+            raise SynthkdError(
+                f"seed events file {config.seed_events}: cannot read ({exc})"
+            ) from None
         self.seed_events = [squash(line) for line in lines if line.strip()]
         if not self.seed_events:
             raise SynthkdError(f"seed events file {config.seed_events}: no events")
@@ -189,7 +193,9 @@ class CommonsenseTask(GenerationTask):
         text = _answer(completion.text, request.metadata["style"], intent["stage"])
         if intent["stage"] == "commonsense_events":
             if text is not None and request.metadata["style"] == "completion":
-                text = f"PersonX {text.strip()}" if text.strip() else ""  # the prompt ends "PersonX"
+                text = (
+                    f"PersonX {text.strip()}" if text.strip() else ""
+                )  # the prompt ends "PersonX"
             return self._parse_event(intent, completion.index, text)
         return self._parse_tail(intent, text)
 
@@ -230,7 +236,9 @@ class CommonsenseTask(GenerationTask):
         key = normal_form(tail)
         if not key:
             return Parsed.reject(content, "empty")
-        if key == normal_form(intent["head"]) or key in {normal_form(s["tail"]) for s in intent["shots"]}:
+        if key == normal_form(intent["head"]) or key in {
+            normal_form(s["tail"]) for s in intent["shots"]
+        }:
             return Parsed.reject(content, "prompt_echo")
         return Parsed(records=[content])
 

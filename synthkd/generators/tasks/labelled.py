@@ -30,6 +30,8 @@ from synthkd.generators.tasks.base import (
 )
 from synthkd.generators.teachers.base import Completion, TeacherRequest
 
+_SHOT_WORDS = 90
+
 
 @dataclass
 class LabelSpec:
@@ -67,7 +69,7 @@ class LabelledTaskConfig:
     """What the label is called in the prompt ("Section", "Topic", "Sentiment")."""
     document_title: str = "Latest stories"
     """First line of the completion prompt: the page the items belong to."""
-    headline: bool = True
+    headline: bool = False
     """Items start with a headline line; the first line of a multi-line seed is its headline."""
     kind: str = "labelled"
 
@@ -91,6 +93,7 @@ class _Shot:
 class LabelledTask(GenerationTask):
     kind = "labelled"
     task_name = "labelled"
+    group_column = "label"
 
     def __init__(self, config: LabelledTaskConfig, templates: Templates | None = None):
         super().__init__(templates)
@@ -112,8 +115,8 @@ class LabelledTask(GenerationTask):
         if self.config.headline:
             first, _, rest = text.strip().partition("\n")
             if rest.strip():
-                return _Shot(label, squash(first), squash(rest))
-        return _Shot(label, "", squash(text))
+                return _Shot(label, squash(first), _clip(rest))
+        return _Shot(label, "", _clip(text))
 
     @property
     def groups(self) -> list[str]:
@@ -281,6 +284,17 @@ class LabelledTask(GenerationTask):
         if self.config.headline and not headline:
             return "missing_headline"
         return headline, body
+
+
+def _clip(text: str, words: int = _SHOT_WORDS) -> str:
+    """A long example cut after its last full sentence within `words` words: long shots
+    cost prompt time and pull the teacher towards copying."""
+    parts = squash(text).split(" ")
+    if len(parts) <= words:
+        return " ".join(parts)
+    head = " ".join(parts[:words])
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    return head[: end + 1] if end > 0 else head
 
 
 def _pick(values: list[str], j: int, offset: int) -> str | None:

@@ -107,7 +107,7 @@ class ResponseCache:
         with self._lock:
             self._flush_locked()
 
-    def __len__(self) -> int:
+    def count(self) -> int:
         self.flush()
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]

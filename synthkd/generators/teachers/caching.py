@@ -97,7 +97,7 @@ class CachingTeacher:
             for response in responses
             for index in range(response.request.n)
         ]
-        hits = self._cache.get_many(k for _, _, k in keyed) if self._cache else {}
+        hits = self._cache.get_many(k for _, _, k in keyed) if self._cache is not None else {}
         jobs: list[SampleJob] = []
         for response, index, key in keyed:
             cached = hits.get(key)
@@ -114,7 +114,7 @@ class CachingTeacher:
                 await self._sample(jobs)
         finally:
             self._progress = None
-            if self._cache:
+            if self._cache is not None:
                 self._cache.flush()
             self.usage.seconds += time.perf_counter() - started
         for response in responses:
@@ -151,7 +151,7 @@ class CachingTeacher:
             job.response.completions.append(completion)
             if not completion.ok:
                 self.usage.failures += 1
-            if self._cache:
+            if self._cache is not None:
                 self._cache.put(completion)
         if self._progress:
             self._progress(1)
@@ -165,7 +165,7 @@ class CachingTeacher:
             raise SynthkdError("label_distribution needs at least one label")
         started = time.perf_counter()
         keys = [self._label_key(header, text, labels, suffix) for text in texts]
-        hits = self._cache.get_many(keys) if self._cache else {}
+        hits = self._cache.get_many(keys) if self._cache is not None else {}
         results: list[dict[str, float] | None] = [None] * len(texts)
         missing = []
         for i, key in enumerate(keys):
@@ -179,12 +179,12 @@ class CachingTeacher:
                 todo = [texts[i] for i in missing]
                 for i, dist in zip(missing, await self._label_distribution(header, todo, labels, suffix), strict=True):
                     results[i] = dist
-                    if self._cache:
+                    if self._cache is not None:
                         self._cache.put(
                             Completion(0, json.dumps(dist), "stop", sample_key=keys[i])
                         )
         finally:
-            if self._cache:
+            if self._cache is not None:
                 self._cache.flush()
             self.usage.seconds += time.perf_counter() - started
         return results  # type: ignore[return-value]
@@ -202,6 +202,6 @@ class CachingTeacher:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     async def aclose(self) -> None:
-        if self._cache:
+        if self._cache is not None:
             self._cache.close()
             self._cache = None

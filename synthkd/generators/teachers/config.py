@@ -58,7 +58,9 @@ class TeacherConfig:
     n_ctx: int = 2048
     """Context window (tokens) of the in-process llama.cpp model."""
     n_threads: int | None = None
-    """CPU threads for llama.cpp; None means every core."""
+    """CPU threads for llama.cpp; None means $SYNTHKD_LLAMA_THREADS, else every core. On a
+    machine busy with other work, fewer threads than cores is faster (llama.cpp's
+    threads spin while they wait for each other)."""
     parallel_samples: bool = True
     """Decode the n samples of one plain completion request together in one llama.cpp
     batch (one sequence each, sharing the prompt's KV cache); False runs them one by one."""

@@ -1,0 +1,325 @@
+"""Knowledge-graph triples grounded in quotes of the user's documents (Distill-SynthKG).
+
+Documents are cut into chunks (paragraphs packed up to a token budget). For each chunk
+the teacher first lists its entities, then writes facts "subject | predicate | object |
+quote". A fact becomes a record only when its subject and object are entities of the
+chunk (after normalising names within the document) and its quote occurs verbatim in
+the chunk; everything else is a reject with its reason. Document text only ever enters
+a prompt as a template variable and a record as a checked string, so text that looks
+like instructions, braces or JSON cannot change the prompt template, the record's
+columns or the quote check.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthkd.errors import SynthkdError
+from synthkd.generators.prompting import PromptStyle, Templates
+from synthkd.generators.tasks.base import (
+    Focus,
+    GenerationTask,
+    Intent,
+    Parsed,
+    loads_object,
+    read_rows,
+    squash,
+)
+from synthkd.generators.tasks.entities import Chunk, EntityIndex, chunk_document, quote_in
+from synthkd.generators.teachers.base import Completion, TeacherRequest
+
+
+@dataclass
+class DocumentKGTaskConfig:
+    """Settings of the document KG task; field names match the recipe's `task:` section."""
+
+    documents: str
+    """Glob of plain-text documents."""
+    seed_kg: str | None = None
+    """JSONL of few-shot examples: {text, entities, triples: [{subject, predicate, object, quote}]}."""
+    chunk_tokens: int = 160
+    """Token budget of one chunk (words and punctuation marks)."""
+    max_entities: int = 12
+    """Entities kept per chunk."""
+    samples_per_chunk: int = 2
+    """Fact-list samples drawn per chunk."""
+    min_quote_chars: int = 12
+    """Shorter quotes support nothing."""
+    kind: str = "document_kg"
+
+
+_MAX_PREDICATE_WORDS = 6
+_SHOTS = 2
+_FACT = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*(.+)$")
+_QUOTES = "\"'`\u2018\u2019\u201c\u201d "
+
+
+class DocumentKGTask(GenerationTask):
+    kind = "document_kg"
+    task_name = "document_kg"
+    group_column = "document_id"
+    chain_stages = frozenset({"kg_entities"})
+
+    def __init__(self, config: DocumentKGTaskConfig, templates: Templates | None = None):
+        super().__init__(templates)
+        self.config = config
+        paths = sorted(Path(p) for p in glob.glob(config.documents, recursive=True))
+        paths = [p for p in paths if p.is_file()]
+        if not paths:
+            raise SynthkdError(f"documents: no file matches {config.documents}")
+        self.chunks: dict[str, list[Chunk]] = {}
+        for path in paths:
+            document_id = _unique_id(path, self.chunks)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SynthkdError(f"documents: cannot read {path} ({exc})") from None
+            chunks = chunk_document(document_id, text, config.chunk_tokens)
+            if chunks:
+                self.chunks[document_id] = chunks
+        if not self.chunks:
+            raise SynthkdError(f"documents: every file matching {config.documents} is empty")
+        self.shots = _read_shots(config.seed_kg) if config.seed_kg else []
+        self.entities = {document_id: EntityIndex() for document_id in self.chunks}
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.chunks)
+
+    def group_of(self, content: dict[str, Any]) -> str:
+        return content["document_id"]
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(
+        self, round: int, focus: Focus | None, wanted: dict[str, int], attempt: int = 0
+    ) -> list[Intent]:
+        intents = []
+        for document_id, chunks in self.chunks.items():
+            if wanted.get(document_id, 0) <= 0:
+                continue
+            per_chunk = self.config.samples_per_chunk * (1 if attempt == 0 else 2)
+            for chunk in chunks:
+                intents.append(
+                    {
+                        "stage": "kg_entities",
+                        "id": f"r{round}:{chunk.chunk_id}:entities",
+                        "document_id": document_id,
+                        "chunk_id": chunk.chunk_id,
+                        "chunk": chunk.text,
+                        "samples": 1,
+                        "attempt": attempt,
+                        "round": round,
+                        "triple_samples": per_chunk,
+                    }
+                )
+        return intents
+
+    # ---------------------------------------------------------------- render
+
+    def variables(self, intent: Intent, style: PromptStyle) -> dict[str, Any]:
+        variables = {"shots": self.shots, "chunk": intent["chunk"]}
+        if intent["stage"] == "kg_triples":
+            variables["entities"] = intent["entities"]
+        return variables
+
+    def stage_params(self, intent: Intent, style: PromptStyle) -> tuple[int, tuple[str, ...]]:
+        if style == "chat":
+            return 200 if intent["stage"] == "kg_entities" else 600, ()
+        if intent["stage"] == "kg_entities":
+            return 80, ("\n",)
+        return 240, ("\n\n", "\nText:")
+
+    def schema(self, intent: Intent) -> dict[str, Any] | None:
+        if intent["stage"] == "kg_entities":
+            properties: dict[str, Any] = {
+                "entities": {"type": "array", "items": {"type": "string"}, "maxItems": 30}
+            }
+        else:
+            fact = {
+                "type": "object",
+                "properties": {
+                    k: {"type": "string"} for k in ("subject", "predicate", "object", "quote")
+                },
+                "required": ["subject", "predicate", "object", "quote"],
+                "additionalProperties": False,
+            }
+            properties = {"triples": {"type": "array", "items": fact, "maxItems": 20}}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+
+    # ----------------------------------------------------------------- parse
+
+    def reject_content(self, request: TeacherRequest) -> dict[str, Any] | None:
+        intent = request.metadata["intent"]
+        return {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
+
+    def parse(self, request: TeacherRequest, completion: Completion) -> Parsed:
+        intent = request.metadata["intent"]
+        chat = request.metadata["style"] == "chat"
+        if intent["stage"] == "kg_entities":
+            return self._parse_entities(intent, completion.text, chat)
+        return self._parse_triples(intent, completion.text, chat)
+
+    def _parse_entities(self, intent: Intent, raw: str, chat: bool) -> Parsed:
+        where = {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
+        if chat:
+            data = loads_object(raw)
+            names = data.get("entities") if data else None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                return Parsed.reject(where, "unparseable")
+        else:
+            lines = [line for line in raw.strip().splitlines() if line.strip()]
+            if len(lines) > 1:
+                return Parsed.reject(where, "unparseable")
+            names = lines[0].split(";") if lines else []
+        index = self.entities[intent["document_id"]]
+        kept: list[str] = []
+        parsed = Parsed()
+        for name in (squash(n) for n in names):
+            if not name:
+                continue
+            if not _mentioned(name, intent["chunk"]):
+                parsed.rejects.append(({**where, "subject": name}, "entity_not_in_chunk"))
+                continue
+            canonical = index.add(name)
+            if canonical and canonical not in kept:
+                kept.append(canonical)
+        kept = kept[: self.config.max_entities]
+        if len(kept) < 2:
+            parsed.rejects.append((where, "too_few_entities"))
+            return parsed
+        parsed.follow_ups.append(
+            {
+                "stage": "kg_triples",
+                "id": f"r{intent['round']}:a{intent['attempt']}:{intent['chunk_id']}:triples",
+                "document_id": intent["document_id"],
+                "chunk_id": intent["chunk_id"],
+                "chunk": intent["chunk"],
+                "entities": kept,
+                "samples": intent["triple_samples"],
+            }
+        )
+        return parsed
+
+    def _parse_triples(self, intent: Intent, raw: str, chat: bool) -> Parsed:
+        where = {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
+        facts: list[dict[str, Any] | str] = []
+        if chat:
+            data = loads_object(raw)
+            items = data.get("triples") if data else None
+            if not isinstance(items, list):
+                return Parsed.reject(where, "unparseable")
+            facts = [item if isinstance(item, dict) else "" for item in items]
+        else:
+            for line in raw.strip().splitlines():
+                if line.strip():
+                    facts.append(_fact_line(line))
+        if not facts:
+            return Parsed.reject(where, "empty")
+        parsed = Parsed()
+        index = self.entities[intent["document_id"]]
+        allowed = set(intent["entities"])
+        for fact in facts:
+            content, reason = self._check(fact, index, allowed, intent["chunk"], where)
+            if reason:
+                parsed.rejects.append((content, reason))
+            else:
+                parsed.records.append(content)
+        return parsed
+
+    def _check(
+        self,
+        fact: dict[str, Any] | str,
+        index: EntityIndex,
+        allowed: set[str],
+        chunk: str,
+        where: dict[str, str],
+    ) -> tuple[dict[str, Any], str | None]:
+        if not isinstance(fact, dict):
+            return where, "unparseable"
+        fields = {k: fact.get(k) for k in ("subject", "predicate", "object", "quote")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            return where, "unparseable"
+        subject, predicate, obj, quote = (squash(v) for v in fields.values())  # type: ignore[arg-type]
+        quote = quote.strip(_QUOTES)
+        content = {
+            **where,
+            "subject": subject,
+            "predicate": predicate,
+            "object": obj,
+            "quote": quote,
+        }
+        if not subject or not predicate or not obj or not quote:
+            return content, "incomplete_triple"
+        canonical_subject, canonical_object = index.lookup(subject), index.lookup(obj)
+        if canonical_subject not in allowed or canonical_object not in allowed:
+            return content, "unknown_entity"
+        if canonical_subject == canonical_object:
+            return content, "self_loop"
+        if len(predicate.split()) > _MAX_PREDICATE_WORDS:
+            return content, "predicate_too_long"
+        if len(quote) < self.config.min_quote_chars or not quote_in(quote, chunk):
+            return content, "unsupported_quote"
+        content.update(
+            subject=canonical_subject, object=canonical_object, predicate=predicate.lower()
+        )
+        return content, None
+
+
+def _fact_line(line: str) -> dict[str, str] | str:
+    match = _FACT.match(line)
+    parts = [p.strip() for p in match.group(1).split("|", 3)] if match else []
+    if len(parts) != 4:
+        return ""
+    return dict(zip(("subject", "predicate", "object", "quote"), parts))
+
+
+def _mentioned(name: str, chunk: str) -> bool:
+    needle = re.escape(squash(name).strip(_QUOTES + ".,;:").casefold())
+    return (
+        bool(needle) and re.search(rf"(?<!\w){needle}(?!\w)", squash(chunk).casefold()) is not None
+    )
+
+
+def _unique_id(path: Path, taken: dict[str, Any]) -> str:
+    base = path.stem
+    candidate, i = base, 2
+    while candidate in taken:
+        candidate, i = f"{base}-{i}", i + 1
+    return candidate
+
+
+def _read_shots(path: str) -> list[dict[str, Any]]:
+    shots = []
+    for number, row in enumerate(read_rows(path, "seed KG file"), 1):
+        text = row.get("text", row.get("chunk"))
+        triples = row.get("triples")
+        if not isinstance(text, str) or not isinstance(triples, list):
+            raise SynthkdError(
+                f"seed KG file {path}:{number}: needs text (or chunk) and a triples list"
+            )
+        facts = []
+        for t in triples:
+            if not isinstance(t, dict) or not all(
+                isinstance(t.get(k), str) for k in ("subject", "predicate", "object", "quote")
+            ):
+                raise SynthkdError(
+                    f"seed KG file {path}:{number}: each triple needs subject, predicate, object, quote"
+                )
+            facts.append({k: squash(t[k]) for k in ("subject", "predicate", "object", "quote")})
+        entities = row.get("entities")
+        if not isinstance(entities, list):
+            entities = list(dict.fromkeys(x for f in facts for x in (f["subject"], f["object"])))
+        shots.append(
+            {"text": squash(text), "entities": [squash(str(e)) for e in entities], "triples": facts}
+        )
+    return shots[:_SHOTS]
