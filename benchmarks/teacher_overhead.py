@@ -101,9 +101,13 @@ async def main() -> None:
         bare, ours = [], []
         for r in range(args.rounds):
             prompts = [f"round {r} prompt {i}" for i in range(args.requests)]
-            bare.append(await bare_loop(base_url, prompts, args.concurrency))
             cache = Path(tmp) / f"round{r}.sqlite"
-            ours.append(await synthkd_loop(base_url, prompts, args.concurrency, cache))
+            if r % 2:  # alternate who goes first, so drift in machine load hits both
+                ours.append(await synthkd_loop(base_url, prompts, args.concurrency, cache))
+                bare.append(await bare_loop(base_url, prompts, args.concurrency))
+            else:
+                bare.append(await bare_loop(base_url, prompts, args.concurrency))
+                ours.append(await synthkd_loop(base_url, prompts, args.concurrency, cache))
             print(f"round {r}: bare {bare[-1]:8.1f} req/s   synthkd {ours[-1]:8.1f} req/s", flush=True)
         played = await replay(base_url, Path(tmp) / "replay.sqlite", args.replay_samples, args.concurrency)
 

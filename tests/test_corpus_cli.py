@@ -70,8 +70,15 @@ def test_diff_counts_per_label(run_dir):
 def test_export_writes_a_dataset_folder(run_dir, tmp_path):
     target = tmp_path / "dataset"
     result = synthkd(
-        "corpus", "export", str(run_dir), "--to", str(target),
-        "--split", "train=0.9,validation=0.1", "--seed", "5",
+        "corpus",
+        "export",
+        str(run_dir),
+        "--to",
+        str(target),
+        "--split",
+        "train=0.9,validation=0.1",
+        "--seed",
+        "5",
     )
     assert result.returncode == 0, result.stderr
     assert "exported version 2" in result.stdout and "train 54, validation 6" in result.stdout
@@ -89,7 +96,10 @@ def test_export_writes_a_dataset_folder(run_dir, tmp_path):
         (["show", "{run}", "--version", "9"], "version 9 of .* does not exist \\(latest is 2\\)"),
         (["diff", "{run}", "0", "9"], "version 9 of .* does not exist"),
         (["export", "{run}", "--to", "{tmp}/out", "--version", "9"], "version 9"),
-        (["export", "{run}", "--to", "{tmp}/out", "--split", "train=0.9,test=0.2"], "malformed --split"),
+        (
+            ["export", "{run}", "--to", "{tmp}/out", "--split", "train=0.9,test=0.2"],
+            "malformed --split",
+        ),
         (["export", "{run}", "--to", "{tmp}/out", "--split", "train:1"], "malformed --split"),
         (["publish", "{run}", "--repo-id", "my-org/news"], "no Hugging Face token"),
         (["publish", "{run}", "--repo-id", "../../etc"], "invalid --repo-id"),

@@ -41,7 +41,9 @@ def test_a_killed_writer_leaves_no_partial_rows_and_a_resumed_run_writes_each_id
     table = tmp_path / "corpus"
     writer = _writer(table)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in writer.stdout], daemon=True).start()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in writer.stdout], daemon=True
+    ).start()
 
     # wait for two committed batches, then kill the moment the next batch starts landing
     deadline = time.monotonic() + 120

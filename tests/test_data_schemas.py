@@ -125,8 +125,13 @@ def test_rejects_keep_reason_stage_and_partial_content():
     again = make_reject("labelled", None, lineage(1, "k9", raw="garbage"), "no label", "parse")
     assert again["id"] == reject["id"]  # re-running the stage does not add a second reject
     critic = make_reject(
-        "labelled", {"text": "meh", "label": "a"}, lineage(), "below threshold", "critic",
-        critic_score=0.2, critic_version="critic-1",
+        "labelled",
+        {"text": "meh", "label": "a"},
+        lineage(),
+        "below threshold",
+        "critic",
+        critic_score=0.2,
+        critic_version="critic-1",
     )
     assert critic["accepted"] is False and critic["critic_score"] == 0.2
     with pytest.raises(SynthkdError, match="unknown reject stage"):

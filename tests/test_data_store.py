@@ -174,3 +174,14 @@ def test_appending_a_pyarrow_table(tmp_path):
     version = store.append(table, "bulk import")
     assert version == 1 and store.counts() == {label: 2 for label in LABELS}
     assert store.sample_keys() == {f"r0-s{i}" for i in range(6)}
+
+
+def test_compacting_keeps_the_rows_and_is_a_version(tmp_path):
+    store = CorpusStore.create(tmp_path / "corpus", "labelled")
+    for start in range(0, 30, 10):
+        store.append(labelled_rows(10, start=start), f"batch at {start}")
+    before = store.read().sort_by("id")
+    assert store.compact() == 4
+    assert len(store.file_uris()) == 1 and len(store.file_uris(version=3)) == 3
+    assert store.read().sort_by("id").equals(before)
+    assert store.versions()[-1].operation == "OPTIMIZE"

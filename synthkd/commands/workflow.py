@@ -1,7 +1,191 @@
-"""CLI commands: workflow (filled in by its issue)."""
+"""CLI: `synthkd run` (the whole distillation) and `synthkd serve` (on a cron schedule).
+
+Prefect keeps its state under PREFECT_HOME; unless the user set one (or points
+PREFECT_API_URL at a server), a run uses `<run folder>/.prefect`, so the run folder
+holds everything needed to resume it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+    app.command("run")(run_command)
+    app.command("serve")(serve_command)
+
+
+def _prefect_env(run_dir: Path) -> None:
+    """Must run before prefect is imported: its settings are read at import."""
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str((run_dir / ".prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def run_command(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")
+    ] = None,
+    teacher: Annotated[
+        str | None, typer.Option("--teacher", help="Teacher spec replacing the recipe's.")
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", min=1, help="Round budget replacing the recipe's.")
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option("--dask-address", help="Run scoring and evaluation on this Dask cluster."),
+    ] = None,
+) -> None:
+    """Distil RECIPE: generate, filter, store, train, evaluate, iterate."""
+    from synthkd.recipe import load_recipe
+
+    loaded = load_recipe(recipe)  # a bad recipe stops here: nothing written, no teacher call
+    run_dir = Path(out) if out is not None else loaded.output_dir()
+    _prefect_env(run_dir)
+    from synthkd.flows import distill
+
+    flow = distill
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        flow = distill.with_options(task_runner=DaskTaskRunner(address=dask_address))
+    console = Console(stderr=True)
+    with _RunDisplay(console, loaded.name):
+        summary = flow(str(recipe), out_dir=str(run_dir), teacher=teacher, rounds=rounds)
+    _print_summary(Console(), run_dir, summary)
+
+
+class _RunDisplay:
+    """Rich progress for a run: round, stage, records/s and accepted share."""
+
+    def __init__(self, console: Console, name: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.bar = self.progress.add_task(f"distill {name}", total=None, detail="starting")
+        self.round = 0
+
+    def __call__(self, stage: str, fields: dict[str, Any]) -> None:
+        if stage == "round":
+            self.round = fields["round"]
+            detail = f"round {self.round + 1}/{fields['rounds']}"
+        elif stage == "generate":
+            self.progress.update(self.bar, completed=fields["done"], total=fields["total"] or None)
+            detail = (
+                f"round {self.round} · generate · {fields['records']} records · "
+                f"{fields['rate']:.2f}/s · accepted {fields['accepted']:.0%}"
+            )
+        elif stage == "round_done":
+            f1 = fields.get("val_macro_f1")
+            detail = f"round {fields['round']} done · macro-F1 {f1:.3f}" if f1 is not None else ""
+        else:
+            action = fields.get("action", "")
+            detail = f"round {self.round} · {stage} {action}".strip()
+        self.progress.update(self.bar, detail=detail)
+
+    def __enter__(self):
+        from synthkd.flows import add_listener
+
+        add_listener(self)
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        from synthkd.flows import remove_listener
+
+        remove_listener(self)
+        self.progress.stop()
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return (
+        f"{value:.{digits}f}"
+        if isinstance(value, float)
+        else ("–" if value is None else str(value))
+    )
+
+
+def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> None:
+    import json
+
+    rounds = json.loads((run_dir / "metrics.json").read_text())
+    table = Table(title=f"synthkd run {summary['recipe']}")
+    for column in ("round", "generated", "accepted", "val accuracy", "val macro-F1", "seconds"):
+        table.add_column(column, justify="right")
+    for row in rounds:
+        table.add_row(
+            str(row["round"]),
+            str(row["generated"]),
+            str(row["accepted"]),
+            _fmt(row["val_accuracy"]),
+            _fmt(row["val_macro_f1"]),
+            _fmt(row["seconds"], 1),
+        )
+    console.print(table)
+    console.print(f"stopped: {summary['stop_reason']}")
+    console.print(f"report: {summary['report']}")
+    teacher = summary.get("teacher") or {}
+    if summary.get("student_accuracy") is not None:
+        line = f"student validation accuracy {_fmt(summary['student_accuracy'])}"
+        if teacher:
+            ratio = ""
+            student_speed = (summary.get("student_speed") or {}).get("examples_per_s")
+            if student_speed and teacher.get("examples_per_s"):
+                ratio = f", {student_speed / teacher['examples_per_s']:.0f}x faster"
+            line += f" vs teacher {_fmt(teacher.get('accuracy'))}{ratio}"
+        console.print(line)
+
+
+def serve_command(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    cron: Annotated[str, typer.Option("--cron", help='Cron schedule, e.g. "0 3 * * *".')],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")
+    ] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher spec.")] = None,
+) -> None:
+    """Serve `distill` for RECIPE on a cron schedule (Prefect `flow.serve`).
+
+    Each scheduled run samples with new seeds, so it appends a new corpus version and
+    never overwrites an earlier one.
+    """
+    from synthkd.errors import SynthkdError
+    from synthkd.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    try:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        CronSchedule(cron=cron)
+    except Exception as exc:
+        raise SynthkdError(f"--cron {cron!r} is not a valid cron expression") from exc
+    run_dir = Path(out) if out is not None else loaded.output_dir()
+    _prefect_env(run_dir)
+    from synthkd.flows import distill
+
+    distill.serve(
+        name=f"distill-{loaded.name}",
+        cron=cron,
+        parameters={
+            "recipe": str(Path(recipe).resolve()),
+            "out_dir": str(run_dir.resolve()),
+            "teacher": teacher,
+            "fresh": True,
+        },
+    )

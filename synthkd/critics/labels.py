@@ -6,6 +6,7 @@ the terminal annotation loop in annotate.py; all of them produce a `LabelSet`.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,9 @@ def read_table(path: str | Path) -> pa.Table:
         raise SynthkdError(f"label file not found: {path}")
     try:
         if path.suffix.lower() == ".csv":
-            return pa_csv.read_csv(path)
+            strings = {"id", *(f.name for fs in CONTENT_FIELDS.values() for f in fs)}
+            types = {name: pa.string() for name in strings if name != "teacher_confidence"}
+            return pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
         return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -185,6 +188,8 @@ def auto_labels(
         relations = sorted({row["relation"] for row in positives} | set(RELATION_PHRASES))
         for row in positives:
             donors = [r for r in positives if r["head"] != row["head"] and r["tail"] != row["tail"]]
+            same_relation = [r for r in donors if r["relation"] == row["relation"]]
+            donors = same_relation or donors
             if donors:
                 donor = donors[int(rng.integers(len(donors)))]
                 negatives.append(({**row, "tail": donor["tail"]}, "tail moved to another head"))
@@ -228,3 +233,51 @@ def _full_key(row: Row) -> tuple:
 
 def _with_id(row: Row, kind: str) -> Row:
     return {"id": record_id(kind, row), "kind": kind, **row}
+
+
+def seeds_from_file(
+    path: str | Path,
+    kind: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> list[Row]:
+    """Gold seed records from a recipe's seed file (JSONL, CSV or Parquet).
+
+    labelled: `text_column` and `label_column`; commonsense: head, relation, tail;
+    document_kg: the few-shot format {chunk, triples: [{subject, predicate, object,
+    quote}]}, one chunk per line (or flat rows with those fields).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        if not path.is_file():
+            raise SynthkdError(f"seed file not found: {path}")
+        entries = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    raise SynthkdError(f"seed file {path}:{number}: not valid JSON") from None
+    else:
+        entries = read_table(path).to_pylist()
+    rows: list[Row] = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise SynthkdError(f"seed file {path}:{number}: each entry must be an object")
+        if kind == "labelled":
+            rows.append({"text": entry.get(text_column), "label": entry.get(label_column)})
+        elif kind == "commonsense":
+            rows.append({k: entry.get(k) for k in ("head", "relation", "tail")})
+        elif isinstance(entry.get("triples"), list):
+            for triple in entry["triples"]:
+                rows.append(
+                    {
+                        "document_id": str(entry.get("document_id") or f"seed-{path.stem}"),
+                        "chunk_id": str(entry.get("chunk_id") or f"seed-{number}"),
+                        **{k: (triple or {}).get(k) for k in ("subject", "predicate", "object", "quote")},
+                    }
+                )
+        else:
+            rows.append({f.name: entry.get(f.name) for f in CONTENT_FIELDS["document_kg"]})
+    return [{"kind": kind, **row} for row in rows]

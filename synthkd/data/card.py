@@ -153,7 +153,13 @@ def build_card(
         _table(
             ["version", "committed (UTC)", "operation", "rows", "message"],
             [
-                (v.version, v.timestamp.strftime("%Y-%m-%d %H:%M:%S"), v.operation, v.rows, v.message)
+                (
+                    v.version,
+                    v.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                    v.operation,
+                    v.rows,
+                    v.message,
+                )
                 for v in list(history)[-20:]
             ],
         )

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rich.progress import Progress
@@ -54,11 +53,16 @@ def parse_splits(spec: str) -> dict[str, float]:
         name, sep, value = part.strip().partition("=")
         name = name.strip()
         if not sep or not _SPLIT_NAME.match(name):
-            raise SynthkdError(f"malformed --split {spec!r}: expected NAME=FRACTION,... like train=0.9,validation=0.1")
+            raise SynthkdError(
+                f"malformed --split {spec!r}: expected NAME=FRACTION,... "
+                "like train=0.9,validation=0.1"
+            )
         try:
             fraction = float(value)
         except ValueError:
-            raise SynthkdError(f"malformed --split {spec!r}: {value.strip()!r} is not a number") from None
+            raise SynthkdError(
+                f"malformed --split {spec!r}: {value.strip()!r} is not a number"
+            ) from None
         if not 0 < fraction <= 1 or not math.isfinite(fraction):
             raise SynthkdError(f"malformed --split {spec!r}: fraction of {name} must be in (0, 1]")
         if name in splits:
@@ -72,7 +76,9 @@ def _check_fractions(splits: Mapping[str, float], spec: object) -> None:
     if not splits:
         raise SynthkdError("no splits given")
     if not math.isclose(sum(splits.values()), 1.0, abs_tol=1e-6):
-        raise SynthkdError(f"malformed --split {spec!r}: fractions sum to {sum(splits.values()):g}, not 1")
+        raise SynthkdError(
+            f"malformed --split {spec!r}: fractions sum to {sum(splits.values()):g}, not 1"
+        )
 
 
 def _split_sizes(rows: int, splits: Mapping[str, float]) -> dict[str, int]:
@@ -122,12 +128,18 @@ def export_dataset(
     store = run.corpus
     target = Path(out_dir).expanduser().absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise SynthkdError(f"{out_dir} already exists and is not empty (use --overwrite to replace it)")
+        raise SynthkdError(
+            f"{out_dir} already exists and is not empty (use --overwrite to replace it)"
+        )
     version = store.version() if version is None else version
     table = store.read(version)
     history = [v for v in store.versions() if v.version <= version]
     threshold = next(
-        (v.metadata["critic_threshold"] for v in reversed(history) if "critic_threshold" in v.metadata),
+        (
+            v.metadata["critic_threshold"]
+            for v in reversed(history)
+            if "critic_threshold" in v.metadata
+        ),
         None,
     )
     rejects = run.rejects.read(columns=["round"]) if run.rejects is not None else None
@@ -246,7 +258,8 @@ def publish_dataset(
 
     if constants.HF_HUB_OFFLINE:
         raise SynthkdError(
-            "cannot reach the Hugging Face Hub: offline mode is on (set HF_HUB_OFFLINE=0 to publish)"
+            "cannot reach the Hugging Face Hub: offline mode is on "
+            "(set HF_HUB_OFFLINE=0 to publish)"
         )
     with tempfile.TemporaryDirectory(prefix="synthkd-publish-") as scratch:
         folder = Path(out_dir) if out_dir is not None else Path(scratch) / "dataset"
@@ -271,5 +284,7 @@ def publish_dataset(
             )
         except Exception as exc:  # network, auth, permissions: one line, token scrubbed
             text = " ".join(str(exc).split()).replace(token, "***")[:300]
-            raise SynthkdError(f"could not publish to {repo_id}: {text or type(exc).__name__}") from None
+            raise SynthkdError(
+                f"could not publish to {repo_id}: {text or type(exc).__name__}"
+            ) from None
     return ExportResult(result.path, result.version, result.split_rows, result.files, str(url))

@@ -162,7 +162,9 @@ class Lineage:
         if not isinstance(self.raw_completion, str):
             raise SynthkdError("lineage field raw_completion must be a string")
         if isinstance(self.round, bool) or not isinstance(self.round, int) or self.round < 0:
-            raise SynthkdError(f"lineage field round must be a non-negative int, got {self.round!r}")
+            raise SynthkdError(
+                f"lineage field round must be a non-negative int, got {self.round!r}"
+            )
         created = self.created_at
         if not isinstance(created, dt.datetime) or created.tzinfo is None:
             raise SynthkdError("lineage field created_at must be a timezone-aware datetime")
@@ -190,7 +192,9 @@ def _sampling_json(sampling: Any) -> str:
         sampling = sampling.to_dict()
     if isinstance(sampling, Mapping):
         return json.dumps(dict(sampling), sort_keys=True, ensure_ascii=False)
-    raise SynthkdError(f"lineage field sampling must be JSON, a mapping or params, got {sampling!r}")
+    raise SynthkdError(
+        f"lineage field sampling must be JSON, a mapping or params, got {sampling!r}"
+    )
 
 
 def _soft_labels_json(value: Any) -> str | None:
@@ -206,7 +210,9 @@ def _soft_labels_json(value: Any) -> str | None:
     probs: dict[str, float] = {}
     for name, prob in value.items():
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
-            raise SynthkdError(f"soft_labels[{name!r}] must be a probability in [0, 1], got {prob!r}")
+            raise SynthkdError(
+                f"soft_labels[{name!r}] must be a probability in [0, 1], got {prob!r}"
+            )
         probs[str(name)] = float(prob)
     if not math.isclose(sum(probs.values()), 1.0, abs_tol=0.01):
         raise SynthkdError(f"soft_labels must sum to 1, got {sum(probs.values()):.4f}")
@@ -230,7 +236,11 @@ def _content_columns(kind: str, content: Mapping[str, Any], *, required: bool) -
             elif not isinstance(value, str):
                 raise SynthkdError("meta must be a mapping or a JSON string")
         elif f.name == "teacher_confidence" and value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= 1
+            ):
                 raise SynthkdError(f"teacher_confidence must be in [0, 1], got {value!r}")
             value = float(value)
         elif f.type == _STRING and f.name not in _JSON_CONTENT and value is not None:

@@ -154,7 +154,9 @@ class CorpusStore:
             mode="error",
             name=f"synthkd_{kind}_{what}",
             description=f"synthkd {kind} {what}",
-            configuration={"delta.dataSkippingStatsColumns": ",".join(_stats_columns(kind, rejects))},
+            configuration={
+                "delta.dataSkippingStatsColumns": ",".join(_stats_columns(kind, rejects))
+            },
             storage_options=options,
             commit_properties=_commit(f"create {kind} {what} table", {}),
         )
@@ -176,7 +178,9 @@ class CorpusStore:
             return self._table
         latest = self._table.version()
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= latest:
-            raise SynthkdError(f"version {version} of {self.uri} does not exist (latest is {latest})")
+            raise SynthkdError(
+                f"version {version} of {self.uri} does not exist (latest is {latest})"
+            )
         try:
             return DeltaTable(self.uri, version=version, storage_options=self.storage_options)
         except DeltaError as exc:
@@ -184,13 +188,17 @@ class CorpusStore:
                 raise SynthkdError(
                     f"version {version} of {self.uri} is no longer available (vacuumed)"
                 ) from None
-            raise SynthkdError(f"cannot read version {version} of {self.uri}: {_one_line(exc)}")
+            raise SynthkdError(
+                f"cannot read version {version} of {self.uri}: {_one_line(exc)}"
+            ) from None
 
     def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows at `version` (default: latest), typed by the record schema."""
         table = self._at(version)
         wanted = list(columns) if columns else None
-        schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
+        schema = (
+            self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
+        )
         if self._plain_local(table):
             # Plain Parquet files on a local disk: pyarrow reads them about 3x faster than
             # deltalake's dataset scan, and the log already told us exactly which files.
@@ -297,19 +305,30 @@ class CorpusStore:
             try:
                 table = pa.Table.from_pylist(rows, schema=self.schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-                raise SynthkdError(f"rows do not fit the {self.kind} schema: {_one_line(exc)}") from None
+                raise SynthkdError(
+                    f"rows do not fit the {self.kind} schema: {_one_line(exc)}"
+                ) from None
         missing = [n for n in self.schema.names if n not in table.column_names]
         extra = [n for n in table.column_names if n not in self.schema.names]
         if missing or extra:
-            parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(extra)}" if extra else ""]
-            raise SynthkdError(f"rows do not fit the {self.kind} schema: {'; '.join(p for p in parts if p)}")
+            parts = [
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown {', '.join(extra)}" if extra else "",
+            ]
+            raise SynthkdError(
+                f"rows do not fit the {self.kind} schema: {'; '.join(p for p in parts if p)}"
+            )
         for f in self.schema:
             if not f.nullable and table.column(f.name).null_count:
-                raise SynthkdError(f"rows do not fit the {self.kind} schema: {f.name} has empty values")
+                raise SynthkdError(
+                    f"rows do not fit the {self.kind} schema: {f.name} has empty values"
+                )
         try:
             table = table.select(self.schema.names).cast(self.schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
-            raise SynthkdError(f"rows do not fit the {self.kind} schema: {_one_line(exc)}") from None
+            raise SynthkdError(
+                f"rows do not fit the {self.kind} schema: {_one_line(exc)}"
+            ) from None
         kinds = pc.unique(table.column("kind")).to_pylist()
         if table.num_rows and kinds != [self.kind]:
             raise SynthkdError(f"rows of kind {kinds} cannot go into a {self.kind} corpus")
@@ -403,6 +422,16 @@ class CorpusStore:
         self._check_known(source.column("id"))
         extras = {"rows": source.num_rows, **(metadata or {})}
         self._merge(source, message, extras).when_matched_delete().execute()
+        return self.version()
+
+    def compact(self, message: str = "compact small files") -> int:
+        """Merge the many small files that checkpointed appends leave into a few (same rows,
+        new version): later commits and reads get cheaper. Returns the version."""
+        self.refresh()
+        try:
+            self._table.optimize.compact(commit_properties=_commit(message, {}))
+        except DeltaError as exc:
+            raise SynthkdError(f"could not compact {self.uri}: {_one_line(exc)}") from None
         return self.version()
 
     def _check_known(self, ids: pa.ChunkedArray | pa.Array) -> None:

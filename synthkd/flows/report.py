@@ -68,7 +68,9 @@ def plot_per_class_f1(rounds: Sequence[dict[str, Any]], path: Path) -> Path:
     labels = sorted({label for r in rounds for label in (r.get("per_class_f1") or {})})
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label in labels:
-        ax.plot(xs, [(r.get("per_class_f1") or {}).get(label) for r in rounds], marker="o", label=label)
+        ax.plot(
+            xs, [(r.get("per_class_f1") or {}).get(label) for r in rounds], marker="o", label=label
+        )
     ax.set_xlabel("round")
     ax.set_ylabel("validation F1")
     ax.set_xticks(xs)
@@ -158,7 +160,9 @@ def write_report(
                 f"| {name} | {_fmt(values.get('val_accuracy'))} | {_fmt(values.get('val_macro_f1'))} |\n"
             )
         if summary.get("critic_cut_kept") is not None:
-            verdict = "kept" if summary["critic_cut_kept"] else "dropped (it did not help the student)"
+            verdict = (
+                "kept" if summary["critic_cut_kept"] else "dropped (it did not help the student)"
+            )
             parts.append(f"\nThe critic's cut was {verdict}.\n")
 
     for title, rel in (

@@ -308,7 +308,8 @@ async def _send_raw(writer, status: int, body: bytes, headers: dict[str, str] | 
 @contextlib.contextmanager
 def spawn_server_process(**options):
     """The same server in a child process (no GIL shared with the client); yields base_url."""
-    args = [sys.executable, "-m", "tests.fakes.openai_server", "--options", json.dumps(options)]
+    code = "from tests.fakes.openai_server import _main; _main()"
+    args = [sys.executable, "-c", code, "--options", json.dumps(options)]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=root)
     try:

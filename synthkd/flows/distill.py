@@ -1,0 +1,234 @@
+"""`distill`: the performance-guided distillation loop (PGKD) as one Prefect flow.
+
+Round 0 writes the initial corpus, filters it, trains the critic, scores, trains and
+evaluates the student. Each later round shows the teacher the student's weak classes,
+most confused pairs and hard negatives, and asks for more of what the student gets
+wrong. The loop stops when validation macro-F1 stops improving by more than epsilon
+for `patience` rounds, or at the round or token budget. The best student is kept, and
+the critic's cut is kept only if the student does not do worse without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from synthkd.flows import report as reporting
+from synthkd.flows.events import emit
+from synthkd.flows.steps import (
+    filter_round,
+    fit_critic,
+    fit_student,
+    generate_round,
+    load,
+    make_context,
+    score_corpus,
+    teacher_baseline,
+)
+
+CLASSIFIER_TASKS = ("labelled",)
+
+
+def _seed_offset(fresh: bool) -> int:
+    """A scheduled run samples anew (new seeds), so it adds a corpus version of new records."""
+    if not fresh:
+        return 0
+    from prefect.runtime import flow_run
+
+    stamp = flow_run.scheduled_start_time
+    return int(stamp.timestamp()) % 1_000_000 if stamp is not None else int(time.time())
+
+
+def next_focus(student: dict[str, Any], per_label: int) -> tuple[dict, dict[str, int]]:
+    """What the next round asks for: more of the weak classes, shown the hard negatives."""
+    f1 = student["per_class_f1"]
+    weights = {label: (1.0 - score) + 0.02 for label, score in f1.items()}
+    total = per_label * len(f1) // 2
+    wanted = {
+        label: max(1, round(total * w / sum(weights.values()))) for label, w in weights.items()
+    }
+    mean = sum(f1.values()) / len(f1)
+    weak = sorted((label for label, score in f1.items() if score <= mean), key=f1.get)
+    negatives = student["hard_negatives"]
+    focus = {
+        "labels": weak or None,
+        "confusions": [
+            [pair["true_label"], pair["predicted"]] for pair in negatives["confused_pairs"][:3]
+        ],
+        "hard_negatives": [
+            {
+                "text": h["text"],
+                "label": h["true_label"],
+                "predicted": h["predicted"],
+                "confidence": h["confidence"],
+            }
+            for h in negatives["examples"][:10]
+        ],
+        "report": "Per-class F1: "
+        + ", ".join(
+            f"{label} {score:.2f}" for label, score in sorted(f1.items(), key=lambda x: x[1])
+        ),
+    }
+    return focus, wanted
+
+
+def _publish_artifacts(history: list[dict], report_path: Path | None = None) -> None:
+    try:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        columns = ["round", "generated", "accepted", "val_accuracy", "val_macro_f1", "seconds"]
+        create_table_artifact(
+            key="distill-metrics",
+            table=[{k: row.get(k) for k in columns} for row in history],
+            description="Per-round metrics of the distillation run",
+        )
+        if report_path is not None:
+            create_markdown_artifact(
+                key="distill-report", markdown=report_path.read_text(), description="Run report"
+            )
+    except Exception:  # artifacts are a view; a failing API never fails the run
+        pass
+
+
+def _install_student(source: str | Path, target: Path) -> None:
+    staging = target.with_name(".student.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(source, staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+@flow(name="distill", log_prints=True)
+def distill(
+    recipe: str,
+    out_dir: str | None = None,
+    teacher: str | None = None,
+    rounds: int | None = None,
+    fresh: bool = False,
+    teacher_baseline_limit: int | None = None,
+) -> dict[str, Any]:
+    """Run the whole distillation of RECIPE into OUT_DIR; returns the run summary."""
+    loaded = load({"recipe": recipe})  # a bad recipe stops here, before any teacher call
+    run_dir = Path(out_dir) if out_dir else loaded.output_dir()
+    ctx = make_context(recipe, run_dir, teacher, _seed_offset(fresh))
+    max_rounds = rounds or loaded.loop.rounds
+    classifier = loaded.task.kind in CLASSIFIER_TASKS
+    use_cut = loaded.critic.enabled
+    per_label = getattr(loaded.task, "per_label", None) or getattr(loaded.task, "per_relation", 20)
+
+    history: list[dict[str, Any]] = []
+    students: dict[int, dict[str, Any]] = {}
+    best_round, best_f1, stale, tokens = None, -1.0, 0, 0
+    focus, wanted, critic = None, None, None
+    stop_reason = f"round budget ({max_rounds})"
+    for r in range(max_rounds):
+        started = time.perf_counter()
+        emit("round", round=r, rounds=max_rounds)
+        gen = generate_round(ctx, r, focus, wanted)
+        filtered = filter_round.submit(ctx, r).result()
+        if critic is None:
+            critic = fit_critic(ctx)
+        scored = score_corpus.submit(ctx, r, critic["version"]).result()
+        tokens += gen["teacher_prompt_tokens"] + gen["teacher_completion_tokens"]
+        row: dict[str, Any] = {
+            "round": r,
+            "generated": gen["records"] + sum(gen["rejects"].values()),
+            "accepted": filtered["kept"],
+            "rejected": sum(gen["rejects"].values()) + filtered["rejected"],
+            "reject_reasons": {**gen["rejects"], **filtered["reasons"]},
+            "critic_accepted": scored["accepted"],
+            "corpus_rows": scored["scored"],
+            "teacher_requests": gen.get("teacher_requests"),
+            "teacher_cache_hits": gen["teacher_cache_hits"],
+            "teacher_prompt_tokens": gen["teacher_prompt_tokens"],
+            "teacher_completion_tokens": gen["teacher_completion_tokens"],
+            "records_per_s": gen["records_per_s"],
+            "val_accuracy": None,
+            "val_macro_f1": None,
+        }
+        if classifier:
+            student = fit_student.submit(ctx, r, use_cut, "student").result()
+            students[r] = student
+            baseline = student.get("baseline") or {}
+            row.update(
+                val_accuracy=student["val_accuracy"],
+                val_macro_f1=student["val_macro_f1"],
+                per_class_f1=student["per_class_f1"],
+                baseline_val_accuracy=baseline.get("accuracy"),
+                baseline_val_macro_f1=baseline.get("macro_f1"),
+                student_train_rows=student["train_rows"],
+            )
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        history.append(row)
+        reporting.write_metrics(run_dir, history)
+        _publish_artifacts(history)
+        emit("round_done", **row)
+        if not classifier:
+            continue
+        if row["val_macro_f1"] > best_f1 + loaded.loop.epsilon or best_round is None:
+            best_round, best_f1, stale = r, row["val_macro_f1"], 0
+        else:
+            stale += 1
+            if stale >= max(1, loaded.loop.patience):
+                stop_reason = f"no improvement above epsilon for {stale} round(s)"
+                break
+        if loaded.loop.token_budget and tokens >= loaded.loop.token_budget:
+            stop_reason = f"token budget ({loaded.loop.token_budget})"
+            break
+        focus, wanted = next_focus(students[r], per_label)
+
+    summary: dict[str, Any] = {
+        "recipe": loaded.name,
+        "run_dir": str(run_dir),
+        "rounds": len(history),
+        "stop_reason": stop_reason,
+    }
+    if classifier and best_round is not None:
+        summary.update(_finish_classifier(ctx, run_dir, students, best_round, use_cut))
+        summary["teacher"] = teacher_baseline.submit(ctx, teacher_baseline_limit).result()
+    report_path = reporting.write_report(run_dir, loaded.name, history, summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    _publish_artifacts(history, report_path)
+    summary["report"] = str(report_path)
+    return summary
+
+
+def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_cut: bool) -> dict:
+    """Keep the best student; check the critic's cut against training without it."""
+    best = students[best_round]
+    chosen, cut_kept, ablations = best, None, {}
+    first = students[min(students)]
+    ablations["round 0 only"] = {k: first[k] for k in ("val_accuracy", "val_macro_f1")}
+    ablations[f"after guided rounds (best, round {best_round})"] = {
+        k: best[k] for k in ("val_accuracy", "val_macro_f1")
+    }
+    if use_cut:
+        emit("student", action="ablation without the critic's cut")
+        uncut = fit_student.submit(ctx, best_round, False, "student-no-cut").result()
+        ablations["with the critic's cut"] = {k: best[k] for k in ("val_accuracy", "val_macro_f1")}
+        ablations["without the critic's cut"] = {
+            k: uncut[k] for k in ("val_accuracy", "val_macro_f1")
+        }
+        cut_kept = best["val_macro_f1"] >= uncut["val_macro_f1"]
+        if not cut_kept:
+            chosen = uncut
+    _install_student(chosen["path"], run_dir / "student")
+    png = Path(chosen["path"]) / "confusion_matrix.png"
+    if png.exists():
+        shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
+    return {
+        "best_round": best_round,
+        "student_accuracy": chosen["val_accuracy"],
+        "student_macro_f1": chosen["val_macro_f1"],
+        "student_speed": {"name": "LoRA MiniLM", "examples_per_s": chosen["examples_per_s"]},
+        "critic_cut_kept": cut_kept,
+        "ablations": ablations,
+    }
