@@ -40,7 +40,9 @@ async def measure(spec: str, requests: list[TeacherRequest], **options) -> dict:
     try:
         if hasattr(teacher, "warm_up"):
             await teacher.warm_up()
-        await teacher.generate([TeacherRequest(prompt="Hello", params=SamplingParams(max_tokens=4))])
+        await teacher.generate(
+            [TeacherRequest(prompt="Hello", params=SamplingParams(max_tokens=4))]
+        )
         tokens_before = teacher.usage.completion_tokens
         started = time.perf_counter()
         responses = await teacher.generate(requests)
@@ -62,7 +64,17 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthkd", "teacher", "serve", "--port", str(port), "--threads", str(threads)],
+        [
+            sys.executable,
+            "-m",
+            "synthkd",
+            "teacher",
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -87,7 +99,12 @@ async def main() -> None:
 
     params = SamplingParams(temperature=0.8, max_tokens=args.max_tokens, seed=1)
     requests = [TeacherRequest(prompt=p, n=args.n, params=params) for p in PROMPTS]
-    figures = {"model": "gemma-3-270m", "n": args.n, "max_tokens": args.max_tokens, "threads": args.threads}
+    figures = {
+        "model": "gemma-3-270m",
+        "n": args.n,
+        "max_tokens": args.max_tokens,
+        "threads": args.threads,
+    }
     base = {"n_threads": args.threads}
     figures["sequential"] = await measure(None, requests, parallel_samples=False, **base)
     print(f"sequential: {figures['sequential']}", flush=True)
@@ -96,7 +113,9 @@ async def main() -> None:
     if args.server:
         proc, base_url = start_server(args.threads)
         try:
-            figures["server"] = await measure(f"openai:gemma-3-270m@{base_url}", requests, concurrency=4)
+            figures["server"] = await measure(
+                f"openai:gemma-3-270m@{base_url}", requests, concurrency=4
+            )
         finally:
             proc.terminate()
             proc.wait(15)

@@ -108,11 +108,17 @@ async def main() -> None:
             else:
                 bare.append(await bare_loop(base_url, prompts, args.concurrency))
                 ours.append(await synthkd_loop(base_url, prompts, args.concurrency, cache))
-            print(f"round {r}: bare {bare[-1]:8.1f} req/s   synthkd {ours[-1]:8.1f} req/s", flush=True)
-        played = await replay(base_url, Path(tmp) / "replay.sqlite", args.replay_samples, args.concurrency)
+            print(
+                f"round {r}: bare {bare[-1]:8.1f} req/s   synthkd {ours[-1]:8.1f} req/s", flush=True
+            )
+        played = await replay(
+            base_url, Path(tmp) / "replay.sqlite", args.replay_samples, args.concurrency
+        )
 
     ratio = max(ours) / max(bare)
-    print(f"best: bare {max(bare):.1f} req/s, synthkd {max(ours):.1f} req/s, ratio {ratio:.3f} (target >= 0.9)")
+    print(
+        f"best: bare {max(bare):.1f} req/s, synthkd {max(ours):.1f} req/s, ratio {ratio:.3f} (target >= 0.9)"
+    )
     print(
         f"cached replay: {args.replay_samples} samples in {played['replay_seconds']:.3f} s"
         f" (target < 2 s; filling the cache took {played['fill_seconds']:.1f} s)"
@@ -124,6 +130,7 @@ async def main() -> None:
         "bare_requests_per_s": round(max(bare), 1),
         "synthkd_requests_per_s": round(max(ours), 1),
         "ratio": round(ratio, 3),
+        "ratio_per_round": [round(o / b, 3) for o, b in zip(ours, bare, strict=True)],
         "replay_samples": args.replay_samples,
         "replay_seconds": round(played["replay_seconds"], 3),
         "replay_samples_per_s": round(args.replay_samples / played["replay_seconds"], 1),

@@ -48,9 +48,11 @@ def test_a_killed_writer_leaves_no_partial_rows_and_a_resumed_run_writes_each_id
     # wait for two committed batches, then kill the moment the next batch starts landing
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        line = lines.get(timeout=120)
-        if line.startswith("committed 2 "):
-            break
+        try:
+            if lines.get(timeout=1).startswith("committed 2 "):
+                break
+        except queue.Empty:
+            assert writer.poll() is None, f"the writer died: {writer.stderr.read()}"
     committed_files = _data_files(table)
     caught_mid_write = False
     while time.monotonic() < deadline and writer.poll() is None:

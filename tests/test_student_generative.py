@@ -8,8 +8,7 @@ import json
 import pytest
 
 from synthkd.errors import SynthkdError
-from synthkd.training import StudentConfig, load_student, train_student
-from synthkd.training.generative import evaluate_generation
+from synthkd.training import StudentConfig, evaluate_generation, load_student, train_student
 from tests.fixtures.student_helpers import TRIPLES, build_tiny_causal_lm, read_jsonl
 
 

@@ -70,9 +70,7 @@ def test_more_samples_of_a_cached_request_only_ask_for_the_new_ones(tmp_path):
 def test_errors_are_not_cached_so_a_rerun_retries_them(tmp_path):
     cache = tmp_path / "responses.sqlite"
     with FaultyOpenAIServer(rate_500=1.0) as srv:
-        (response,), _ = _run(
-            f"openai:fake@{srv.base_url}", cache, [_batch()[0]], max_retries=0
-        )
+        (response,), _ = _run(f"openai:fake@{srv.base_url}", cache, [_batch()[0]], max_retries=0)
         assert len(response.errors) == 3
     assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM samples").fetchone() == (0,)
     with FaultyOpenAIServer(port=srv.port) as healthy:

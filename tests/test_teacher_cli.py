@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,10 @@ def synthkd(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     ("args", "message"),
     [
         (["--teacher", "gpt:4"], "unknown teacher backend 'gpt'"),
-        (["--teacher", "llamacpp:/no/such/model.gguf"], "the model file /no/such/model.gguf does not exist"),
+        (
+            ["--teacher", "llamacpp:/no/such/model.gguf"],
+            "the model file /no/such/model.gguf does not exist",
+        ),
         (["--teacher", "openai:gpt-4o-mini"], "OPENAI_API_KEY is not set"),
         (
             ["--teacher", "openai:m@http://127.0.0.1:9/v1", "--api-key-env", "SYNTHKD_NO_SUCH_KEY"],
@@ -34,7 +38,10 @@ def synthkd(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         ),
         (["--teacher", "openai:m@http://127.0.0.1:9/v1"], "http://127.0.0.1:9/v1 is unreachable"),
         (["-n", "0"], "-n must be at least 1"),
-        (["--schema", "/no/such/schema.json"], "the schema file /no/such/schema.json does not exist"),
+        (
+            ["--schema", "/no/such/schema.json"],
+            "the schema file /no/such/schema.json does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_code_2(args, message, tmp_path):
@@ -61,6 +68,18 @@ def test_json_lines_against_an_openai_compatible_server(tmp_path):
         assert row["finish_reason"] in ("stop", "length") and row["text"]
         assert row["usage"]["completion_tokens"] == 3
     assert "4 teacher calls" in result.stderr
+
+
+def test_chat_with_a_schema_file(tmp_path):
+    schema = Path(__file__).parent / "fixtures" / "teacher_city_schema.json"
+    with FaultyOpenAIServer() as srv:
+        result = synthkd(
+            "teacher", "sample", "--teacher", f"openai:fake@{srv.base_url}", "--chat",
+            "--schema", str(schema), "--prompt", "Name a city as JSON", "--no-cache",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("--- sample 0 (stop, 3 tokens)\n")
+    assert json.loads(result.stdout.splitlines()[1])["answer"].startswith("answer-")
 
 
 def test_default_embedded_teacher_works_offline(tmp_path):

@@ -16,7 +16,12 @@ from synthkd.generators.teachers import DEFAULT_SPEC, TeacherConfig, parse_spec,
         ("llamacpp:smollm2-135m-instruct", "llamacpp", "smollm2-135m-instruct", ()),
         ("llamacpp:/models/my model.gguf", "llamacpp", "/models/my model.gguf", ()),
         ("openai:gpt-4o-mini", "openai", "gpt-4o-mini", ()),
-        ("openai:Qwen/Qwen2.5-7B@http://h:8000/v1", "openai", "Qwen/Qwen2.5-7B", ("http://h:8000/v1",)),
+        (
+            "openai:Qwen/Qwen2.5-7B@http://h:8000/v1",
+            "openai",
+            "Qwen/Qwen2.5-7B",
+            ("http://h:8000/v1",),
+        ),
         (
             "openai:m@http://a:1/v1/, http://b:2/v1",
             "openai",

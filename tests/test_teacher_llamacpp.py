@@ -49,7 +49,10 @@ def test_gemma_completions_come_back_with_usage_and_a_rerun_is_free(gemma):
     )
     (response,) = asyncio.run(gemma.generate([request]))
     assert [c.index for c in response.completions] == [0, 1, 2] and not response.errors
-    assert all(c.finish_reason in ("stop", "length") and c.completion_tokens > 0 for c in response.completions)
+    assert all(
+        c.finish_reason in ("stop", "length") and c.completion_tokens > 0
+        for c in response.completions
+    )
     assert all("\n" not in c.text for c in response.completions)  # stop string honoured
     assert len({c.text for c in response.completions}) > 1  # seed + index: samples differ
     assert gemma.model == "gemma-3-270m" and gemma.backend == "llamacpp"
@@ -86,7 +89,9 @@ def test_label_distribution_sums_to_one_and_picks_obvious_labels(gemma):
     dists = asyncio.run(
         gemma.label_distribution(SENTIMENT_HEADER, texts, ["positive", "negative"], "\nSentiment:")
     )
-    assert all(abs(sum(d.values()) - 1) < 1e-9 and set(d) == {"positive", "negative"} for d in dists)
+    assert all(
+        abs(sum(d.values()) - 1) < 1e-9 and set(d) == {"positive", "negative"} for d in dists
+    )
     assert max(dists[0], key=dists[0].get) == "positive"
     assert max(dists[1], key=dists[1].get) == "negative"
 

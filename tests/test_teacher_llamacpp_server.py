@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import signal
@@ -26,10 +27,8 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:  # the server stops by itself if pytest is killed
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +121,7 @@ def test_chat_with_json_schema_through_the_server(server):
     assert set(value) >= {"city", "country"}
 
 
+@pytest.mark.slow  # llama-cpp-python's server computes echoed logprobs in Python: ~10-20 s
 def test_label_distribution_from_echoed_logprobs(server):
     async def run():
         teacher = teacher_from_spec(f"openai:{MODEL}@{server['base_url']}", cache=False)

@@ -18,7 +18,9 @@ FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.2}
 def _requests(count: int, n: int, seed: int = 7, **params) -> list[TeacherRequest]:
     return [
         TeacherRequest(
-            prompt=f"Write fact number {i}:", n=n, params=SamplingParams(seed=seed, max_tokens=8, **params)
+            prompt=f"Write fact number {i}:",
+            n=n,
+            params=SamplingParams(seed=seed, max_tokens=8, **params),
         )
         for i in range(count)
     ]
@@ -52,7 +54,9 @@ def test_every_successful_sample_is_kept_and_every_failure_reported(tmp_path):
             sid = sample_id(request.prompt, request.params.seed + completion.index)
             if completion.ok:  # the server's good answer is the one kept, word for word
                 assert stats.answered_ok[sid] == 1
-                assert completion.text == answer_text(request.prompt, request.params.seed + completion.index)
+                assert completion.text == answer_text(
+                    request.prompt, request.params.seed + completion.index
+                )
             else:
                 assert completion.finish_reason == "length" and stats.answered_length[sid] == 1
         for error in response.errors:
@@ -107,7 +111,11 @@ def test_concurrency_cap_and_least_in_flight_routing(tmp_path):
 
 
 def test_chat_with_schema_sends_response_format(tmp_path):
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
     with FaultyOpenAIServer() as srv:
         teacher = teacher_from_spec(f"openai:fake@{srv.base_url}", cache=False)
         request = TeacherRequest(
@@ -150,3 +158,14 @@ def test_missing_key_variable_and_unreachable_url_are_one_line_errors(monkeypatc
     teacher = teacher_from_spec("openai:m@http://127.0.0.1:9/v1", cache=False)
     with pytest.raises(SynthkdError, match=r"http://127\.0\.0\.1:9/v1 is unreachable"):
         _generate(teacher, _requests(1, n=1))
+
+
+def test_one_teacher_serves_one_event_loop_after_another(tmp_path):
+    with FaultyOpenAIServer(latency=0.01) as srv:
+        teacher = teacher_from_spec(f"openai:fake@{srv.base_url}", cache=False, concurrency=2)
+        first = asyncio.run(teacher.generate(_requests(3, n=2)))
+        second = _generate(
+            teacher, _requests(3, n=2, seed=8)
+        )  # a new loop, e.g. a new Prefect task
+    assert sum(len(r.completions) for r in first + second) == 12
+    assert srv.stats.max_in_flight <= 2

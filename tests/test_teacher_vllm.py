@@ -42,7 +42,9 @@ def test_vllm_samples_chat_with_schema_and_caches(tmp_path):
     model = os.environ.get("SYNTHKD_VLLM_TEST_MODEL", str(smollm2_gguf_path()))
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     requests = [
-        TeacherRequest(prompt="The capital of France is", n=3, params=SamplingParams(seed=1, max_tokens=8)),
+        TeacherRequest(
+            prompt="The capital of France is", n=3, params=SamplingParams(seed=1, max_tokens=8)
+        ),
         TeacherRequest(
             messages=({"role": "user", "content": "Name a city as JSON."},),
             n=2,
@@ -61,7 +63,10 @@ def test_vllm_samples_chat_with_schema_and_caches(tmp_path):
             calls = teacher.usage.requests
             again = await teacher.generate(requests)
             dist = await teacher.label_distribution(
-                "Sentiment of each review.\n", ["Review: awful.\n"], ["positive", "negative"], "Sentiment:"
+                "Sentiment of each review.\n",
+                ["Review: awful.\n"],
+                ["positive", "negative"],
+                "Sentiment:",
             )
             return first, again, calls, teacher.usage.requests, dist
         finally:

@@ -171,7 +171,7 @@ def evaluate(
     student = load_student(student_dir)
     table = read_table(input, "input file")
     if student.kind == "generative":
-        from synthkd.training.generative import evaluate_generation
+        from synthkd.training import evaluate_generation
 
         result = evaluate_generation(student, table)
         _print_or_json(result.to_dict(), as_json, "generation", report)

@@ -30,13 +30,17 @@ def register(app: typer.Typer) -> None:
 
 @teacher_app.command("sample")
 def sample(
-    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt text (the user message with --chat)."),
+    prompt: str = typer.Option(
+        ..., "--prompt", "-p", help="Prompt text (the user message with --chat)."
+    ),
     teacher: str = typer.Option(
         None, "--teacher", "-t", help="Teacher spec; default llamacpp:gemma-3-270m (embedded)."
     ),
     n: int = typer.Option(1, "-n", "--n", help="Number of samples."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Completion budget per sample."),
-    temperature: float = typer.Option(0.8, "--temperature", help="Sampling temperature (0: greedy)."),
+    temperature: float = typer.Option(
+        0.8, "--temperature", help="Sampling temperature (0: greedy)."
+    ),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass."),
     seed: int = typer.Option(None, "--seed", help="Base seed; sample i uses seed + i."),
     stop: list[str] = typer.Option(None, "--stop", help="Stop string (repeatable)."),
@@ -61,11 +65,18 @@ def sample(
         raise SynthkdError(f"--temperature must be >= 0, got {temperature}")
     json_schema = _read_schema(schema) if schema else None
     params = SamplingParams(
-        temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop=tuple(stop or ()),
+        seed=seed,
     )
     if chat:
         request = TeacherRequest(
-            messages=({"role": "user", "content": prompt},), params=params, n=n, json_schema=json_schema
+            messages=({"role": "user", "content": prompt},),
+            params=params,
+            n=n,
+            json_schema=json_schema,
         )
     else:
         request = TeacherRequest(prompt=prompt, params=params, n=n, json_schema=json_schema)
@@ -143,13 +154,18 @@ def _read_schema(path: Path) -> dict:
 @teacher_app.command("serve")
 def serve(
     model: str = typer.Option(
-        "llamacpp:gemma-3-270m", "--model", "-m", help="llamacpp:NAME, a model name, or a .gguf path."
+        "llamacpp:gemma-3-270m",
+        "--model",
+        "-m",
+        help="llamacpp:NAME, a model name, or a .gguf path.",
     ),
     port: int = typer.Option(8000, "--port", help="Port on 127.0.0.1 (0: any free port)."),
     n_ctx: int = typer.Option(2048, "--n-ctx", help="Context window in tokens."),
     threads: int = typer.Option(None, "--threads", help="CPU threads (default: every core)."),
     logprobs: bool = typer.Option(
-        False, "--logprobs", help="Keep logits of every token (needed for echo logprobs; RAM heavy)."
+        False,
+        "--logprobs",
+        help="Keep logits of every token (needed for echo logprobs; RAM heavy).",
     ),
 ) -> None:
     """Serve the embedded (or a .gguf) model on 127.0.0.1 with llama_cpp.server (foreground)."""
@@ -175,7 +191,13 @@ def serve(
 
 
 def serve_command(
-    path: Path, name: str, port: int, *, n_ctx: int = 2048, threads: int | None = None, logprobs: bool = False
+    path: Path,
+    name: str,
+    port: int,
+    *,
+    n_ctx: int = 2048,
+    threads: int | None = None,
+    logprobs: bool = False,
 ) -> list[str]:
     """The `python -m llama_cpp.server` command line serving `path` as model `name`."""
     threads = threads or os.cpu_count() or 1

@@ -140,13 +140,15 @@ def annotate(
             quit_early = True
             break
         labels.add(row, KEYS[key])
-        console.print(f"saved {'skip' if KEYS[key] is None else KEYS[key]} for {row['id'][:12]}")
+        answer = "skip" if KEYS[key] is None else KEYS[key]
+        console.print(f"saved {answer} for {row['id'][:12]}", highlight=False)
     accepted, rejected, skipped = labels.counts()
     remaining = len([row for row in sample if row["id"] not in labels.answered()])
     verb = "stopped" if quit_early else "done"
     console.print(
         f"{verb}: {accepted} acceptable, {rejected} not acceptable, {skipped} skipped saved to "
-        f"{labels.path}; {remaining} left" + (" (run the same command to continue)" if remaining else "")
+        f"{labels.path}; {remaining} left" + (" (run the same command to continue)" if remaining else ""),
+        highlight=False,
     )
     return AnnotationSummary(labels.path, accepted, rejected, skipped, remaining, quit_early)
 

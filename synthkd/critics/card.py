@@ -61,6 +61,13 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
         f"On the {selection} the threshold keeps {m['selection_kept_share']:.1%} of records "
         f"at precision {m['selection_precision_at_threshold']:.3f}.",
     ]
+    if m["holdout_precision_at_threshold"] < critic.target_precision:
+        lines += [
+            "",
+            f"**On the held-out split the precision at this threshold is "
+            f"{m['holdout_precision_at_threshold']:.3f}, below the target**: the critic does "
+            "not separate these records reliably; check the student with and without its cut.",
+        ]
     if not m["target_met"]:
         lines += [
             "",

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from synthkd.critics.config import CriticConfig
 from synthkd.critics.encoder import SentenceEncoder
-from synthkd.critics.head import LogisticHead, pair_features
+from synthkd.critics.head import LogisticHead
 from synthkd.critics.progress import progress_bar
 from synthkd.critics.records import Row, as_rows, group_of, kind_of, pair_of
 from synthkd.errors import SynthkdError
@@ -70,7 +70,7 @@ class Critic:
         unique = len(set(left) | set(right))
         with progress_bar("critic scoring", unique, progress) as advance:
             vectors = self.encoder().encode(left + right, on_batch=advance)
-        return self.head.predict(pair_features(vectors[: len(rows)], vectors[len(rows) :]))
+        return self.head.predict_pairs(vectors[: len(rows)], vectors[len(rows) :])
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -62,9 +62,12 @@ class CrossEncoderHead:
         base_dir: str | None = None,
         seed: int = 0,
         progress: bool = False,
+        steps: int | None = None,
     ) -> tuple[CrossEncoderHead, np.ndarray, np.ndarray]:
         """Train on most labels, calibrate on the rest; returns the head and the
-        calibration split's scores and labels (where the threshold is chosen)."""
+        calibration split's scores and labels (where the threshold is chosen).
+
+        `steps`: optimizer steps; None means EPOCHS epochs but at least MIN_STEPS."""
         import torch
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -91,14 +94,19 @@ class CrossEncoderHead:
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=positive_weight)
         rng = np.random.default_rng(seed)
         per_epoch = int(np.ceil(len(fit_idx) / BATCH_SIZE))
-        epochs = max(EPOCHS, int(np.ceil(MIN_STEPS / per_epoch)))
-        steps = epochs * per_epoch
+        if steps is None:
+            steps = max(EPOCHS * per_epoch, MIN_STEPS)
+        epochs = int(np.ceil(steps / per_epoch))
         head = cls(tokenizer, model, 1.0, 0.0)
+        steps_done = 0
         with progress_bar("training LoRA critic", steps, progress) as advance:
             for _ in range(epochs):
                 model.train()
                 order = rng.permutation(fit_idx)
                 for start in range(0, len(order), BATCH_SIZE):
+                    if steps_done == steps:
+                        break
+                    steps_done += 1
                     batch = order[start : start + BATCH_SIZE]
                     inputs = head._tokenize([left[i] for i in batch], [right[i] for i in batch])
                     logits = model(**inputs).logits.squeeze(-1)

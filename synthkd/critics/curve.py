@@ -45,18 +45,23 @@ def evaluate(scores: np.ndarray, y: np.ndarray, threshold: float) -> Cut:
     return Cut(threshold, precision, float(keep.mean()))
 
 
-def choose_threshold(scores: np.ndarray, y: np.ndarray, target_precision: float) -> Cut:
+def choose_threshold(
+    scores: np.ndarray, y: np.ndarray, target_precision: float, min_kept: int = 5
+) -> Cut:
     """The lowest threshold (most records kept) whose precision reaches the target.
 
-    When none does, the most precise cut (largest of those tied) with `met=False`.
+    A cut must keep at least `min_kept` labelled records (or all of them), so that one
+    lucky top score cannot set the threshold. When no cut reaches the target, the most
+    precise of those cuts (the largest, on ties), with `met=False`.
     """
     thresholds, precision, share = precision_yield(scores, y)
-    ok = np.flatnonzero(precision >= target_precision - 1e-12)
+    enough = share * len(scores) >= min(min_kept, len(scores))
+    ok = np.flatnonzero(enough & (precision >= target_precision - 1e-12))
     if ok.size:
         i = int(ok[-1])
         return Cut(float(thresholds[i]), float(precision[i]), float(share[i]))
-    best = float(precision.max())
-    i = int(np.flatnonzero(precision == best)[-1])
+    best = float(precision[enough].max())
+    i = int(np.flatnonzero(enough & (precision == best))[-1])
     return Cut(float(thresholds[i]), best, float(share[i]), met=False)
 
 

@@ -38,11 +38,7 @@ class NearDuplicateIndex:
         self._groups: dict[str, str] = {}
 
     def minhash(self, normalised: str) -> MinHash:
-        m = MinHash(
-            num_perm=self._template.num_perm,
-            seed=_SEED,
-            permutations=self._template.permutations,
-        )
+        m = self._template.copy()  # shares the permutations: no per-record set-up
         m.update_batch(list(shingles(normalised)))
         return m
 

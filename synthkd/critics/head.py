@@ -11,24 +11,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
+from synthkd.errors import SynthkdError
+
 C = 0.05
 """Inverse L2 strength: features are many (385) and labels few, so shrink hard."""
 
+VIEWS = ("interaction", "agreement")
+"""Feature sets a head may use; training keeps the one with the better cross-validated
+ROC-AUC on its training labels."""
 
-def pair_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """[u*v, cos(u, v)] of unit vectors: how, and how much, the two sides agree.
 
-    Agreement is what acceptability is about (text vs label, event vs inference, quote vs
-    triple); adding u and v themselves lets the head memorise texts, and on held-out
-    labels it ranked worse (ROC-AUC 0.79 vs 0.96 on the news fixture)."""
+def pair_features(u: np.ndarray, v: np.ndarray, view: str = "interaction") -> np.ndarray:
+    """Features of unit-vector pairs: how, and how much, the two sides agree.
+
+    "interaction": [u*v, cos(u, v)], which lets the head learn per label which directions
+    of a text agree with it (news fixture: ROC-AUC 0.96, vs 0.79 with the classic
+    [u, v, u*v, |u-v|], which memorises texts). "agreement": [cos(u, v)] alone, which is
+    what generalises from few automatic labels (seed triples recombined into negatives:
+    0.76 on commonsense, 0.91 on document KG, where the 385 features fall below 0.5).
+    """
     product = u * v
-    return np.hstack([product, product.sum(axis=1, keepdims=True)]).astype(np.float32)
+    cosine = product.sum(axis=1, keepdims=True)
+    if view == "agreement":
+        return cosine.astype(np.float32)
+    return np.hstack([product, cosine]).astype(np.float32)
 
 
 def _folds(y: np.ndarray, wanted: int) -> int:
@@ -55,9 +68,11 @@ class LogisticHead:
     platt_a: np.ndarray
     """(folds,) sigmoid calibration slope: p = 1 / (1 + exp(a * f + b))."""
     platt_b: np.ndarray
+    view: str = "interaction"
+    """Which `pair_features` the weights expect."""
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, seed: int = 0) -> LogisticHead:
+    def fit(cls, X: np.ndarray, y: np.ndarray, seed: int = 0, view: str = "interaction") -> LogisticHead:
         scaler = StandardScaler().fit(X)
         model = _calibrated(y, seed).fit(scaler.transform(X), y)
         folds = model.calibrated_classifiers_
@@ -68,6 +83,7 @@ class LogisticHead:
             intercept=np.array([f.estimator.intercept_[0] for f in folds], dtype=np.float64),
             platt_a=np.array([f.calibrators[0].a_ for f in folds], dtype=np.float64),
             platt_b=np.array([f.calibrators[0].b_ for f in folds], dtype=np.float64),
+            view=view,
         )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -77,15 +93,26 @@ class LogisticHead:
         probs = 1.0 / (1.0 + np.exp(self.platt_a * logits + self.platt_b))
         return probs.mean(axis=1)
 
+    def predict_pairs(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """P(acceptable) of records whose two sides embed to rows of `u` and `v`."""
+        return self.predict(pair_features(u, v, self.view))
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.ascontiguousarray(v) for k, v in vars(self).items() if k != "view"}
+
     def save(self, path: Path) -> None:
-        save_file({name: np.ascontiguousarray(value) for name, value in vars(self).items()}, path)
+        save_file(self._arrays(), path, metadata={"view": self.view})
 
     @classmethod
     def load(cls, path: Path) -> LogisticHead:
-        return cls(**load_file(path))
+        with safe_open(path, framework="np") as handle:
+            view = (handle.metadata() or {}).get("view", "interaction")
+        if view not in VIEWS:
+            raise SynthkdError(f"{path}: unknown feature view {view!r}")
+        return cls(**load_file(path), view=view)
 
     def fingerprint(self) -> bytes:
-        return b"".join(np.ascontiguousarray(v).tobytes() for v in vars(self).values())
+        return self.view.encode() + b"".join(v.tobytes() for v in self._arrays().values())
 
 
 def out_of_fold(X: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:

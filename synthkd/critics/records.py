@@ -121,7 +121,7 @@ def dedup_text(row: Row, kind: str) -> str:
 def normalise(text: str) -> str:
     """Case, accents, punctuation and spacing folded away: what exact duplicates compare."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_WORD.findall(text))
+    return " ".join(_WORD.findall(text.replace("_", " ")))
 
 
 def _label_words(label: str) -> str:

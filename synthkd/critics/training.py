@@ -21,7 +21,7 @@ from synthkd.critics.config import CriticConfig
 from synthkd.critics.critic import Critic
 from synthkd.critics.curve import choose_threshold, evaluate, plot_precision_yield
 from synthkd.critics.encoder import SentenceEncoder
-from synthkd.critics.head import LogisticHead, out_of_fold, pair_features
+from synthkd.critics.head import VIEWS, LogisticHead, out_of_fold, pair_features
 from synthkd.critics.labels import SOURCES, CriticLabel, LabelSet
 from synthkd.critics.progress import progress_bar
 from synthkd.critics.records import kind_of, pair_of, render
@@ -30,6 +30,8 @@ from synthkd.errors import SynthkdError
 MIN_PER_CLASS = 8
 """Fewest labels of each class: enough for a held-out split and cross-validated calibration."""
 HOLDOUT = 0.25
+VIEW_MARGIN = 0.02
+"""Cross-validated ROC-AUC by which the one-feature view must win to be chosen."""
 LORA_MIN_LABELS = 2000
 """With `method="auto"`, this many labels switch from the logistic head to a LoRA cross-encoder."""
 
@@ -76,9 +78,13 @@ def train_critic(
     seed: int = 0,
     encoder_dir: str | Path | None = None,
     progress: bool = False,
+    lora_steps: int | None = None,
 ) -> Critic:
     """Fit a critic on `labels` and save it (with card and plot) to `out_dir`.
 
+    `method`: "logistic" (frozen MiniLM embeddings, calibrated logistic head), "lora"
+    (MiniLM cross-encoder fine-tuned with LoRA for `lora_steps` optimizer steps, default
+    3 epochs and at least 200), or "auto" (lora from LORA_MIN_LABELS labels on).
     Labels are checked before anything is written; the directory appears complete or
     not at all (it is built beside `out_dir` and moved into place).
     """
@@ -105,21 +111,40 @@ def train_critic(
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
         with progress_bar("embedding labelled records", len(set(texts)), progress) as advance:
             vectors = encoder.encode(texts, on_batch=advance)
-        X = pair_features(vectors[: len(rows)], vectors[len(rows) :])
-        selection_scores, selection_y = out_of_fold(X[train], y[train], seed), y[train]
-        critic.head = LogisticHead.fit(X[train], y[train], seed)
+        u, v = vectors[: len(rows)], vectors[len(rows) :]
+        candidates = {}
+        for view in VIEWS:
+            X = pair_features(u, v, view)
+            oof = out_of_fold(X[train], y[train], seed)
+            candidates[view] = (float(roc_auc_score(y[train], oof)), oof, X)
+        # the richer view unless the single cosine is clearly better (it is when few
+        # automatic labels make 385 features memorise recombined seeds)
+        view = "interaction"
+        if candidates["agreement"][0] > candidates["interaction"][0] + VIEW_MARGIN:
+            view = "agreement"
+        _, selection_scores, X = candidates[view]
+        selection_y = y[train]
+        critic.head = LogisticHead.fit(X[train], y[train], seed, view=view)
         held_scores = critic.head.predict(X[held])
         fingerprint = critic.head.fingerprint()
+        view_auc = {name: round(c[0], 4) for name, c in candidates.items()}
     else:
         from synthkd.critics.crossencoder import CrossEncoderHead
 
         left, right = [a for a, _ in pairs], [b for _, b in pairs]
         head, selection_scores, selection_y = CrossEncoderHead.fit(
-            [left[i] for i in train], [right[i] for i in train], y[train], enc_dir, seed, progress
+            [left[i] for i in train],
+            [right[i] for i in train],
+            y[train],
+            enc_dir,
+            seed,
+            progress,
+            steps=lora_steps,
         )
         critic.cross_encoder = head
         held_scores = head.predict([left[i] for i in held], [right[i] for i in held])
         fingerprint = head.fingerprint()
+        view_auc = {}
 
     cut = choose_threshold(selection_scores, selection_y, config.target_precision)
     held_cut = evaluate(held_scores, y[held], cut.threshold)
@@ -140,6 +165,8 @@ def train_critic(
         "selection_precision_at_threshold": cut.precision,
         "selection_kept_share": cut.kept_share,
         "target_met": cut.met,
+        "feature_view": critic.head.view if critic.head is not None else "cross-encoder",
+        "cross_validated_roc_auc_by_view": view_auc,
         "dropped_labels": dict(labels.dropped),
     }
     _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selection_y, cut)

@@ -4,6 +4,7 @@ Every other room writes and reads records through these names; see ../shared/DES
 """
 
 from synthkd.data.export import ExportResult, export_dataset, parse_splits, publish_dataset
+from synthkd.data.history import CorpusDiff, CorpusVersion
 from synthkd.data.run import RoundAcceptance, RunStore
 from synthkd.data.schemas import (
     CONTENT_FIELDS,
@@ -18,7 +19,7 @@ from synthkd.data.schemas import (
     record_schema,
     reject_schema,
 )
-from synthkd.data.store import CorpusDiff, CorpusStore, CorpusVersion, check_name, corpus_path
+from synthkd.data.store import CorpusStore, check_name, corpus_path
 from synthkd.data.writer import BufferedWriter
 
 __all__ = [

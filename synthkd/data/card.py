@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from synthkd.data.history import CorpusVersion
 from synthkd.data.run import RoundAcceptance
-from synthkd.data.store import CorpusVersion
 
 if TYPE_CHECKING:  # huggingface_hub is slow to import; only cards need it
     from huggingface_hub import DatasetCard

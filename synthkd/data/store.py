@@ -9,27 +9,30 @@ Every append, rescoring or deletion is a new version whose commit carries a mess
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from synthkd.data.conform import conform_rows, one_line
+from synthkd.data.history import (
+    CorpusDiff,
+    CorpusVersion,
+    commit_properties,
+    diff_tables,
+    sorted_counts,
+    version_from_history,
+)
 from synthkd.data.schemas import GROUP_COLUMN, kind_of_schema, record_schema, reject_schema
 from synthkd.errors import SynthkdError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_MESSAGE_KEY = "userMetadata"
-_PREFIX = "synthkd."
 
 
 def check_name(name: str, what: str = "corpus name") -> str:
@@ -60,47 +63,6 @@ def _is_missing_version(exc: Exception) -> bool:
     return "version" in text.lower() and ("not the same" in text or "not found" in text.lower())
 
 
-@dataclass(frozen=True)
-class CorpusVersion:
-    """One committed version of a corpus, as `synthkd corpus versions` lists it."""
-
-    version: int
-    timestamp: dt.datetime
-    """Commit time, UTC."""
-    operation: str
-    """Delta operation: CREATE TABLE, WRITE, MERGE, DELETE..."""
-    message: str
-    """What produced it (the commit's userMetadata)."""
-    rows: int
-    """Rows in the table at this version."""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    """synthkd.* keys of the commit (round, stage, critic threshold...)."""
-
-
-@dataclass(frozen=True)
-class CorpusDiff:
-    """What changed between two versions, counted by label / relation / predicate."""
-
-    v1: int
-    v2: int
-    group_column: str
-    added: list[str]
-    """Ids present in v2 and not in v1."""
-    removed: list[str]
-    """Ids present in v1 and not in v2."""
-    rescored: list[str]
-    """Ids in both whose critic_score, critic_version or accepted changed."""
-    counts_v1: dict[str, int]
-    counts_v2: dict[str, int]
-    added_counts: dict[str, int]
-    removed_counts: dict[str, int]
-
-
-def _sorted_counts(values: Iterable[Any]) -> dict[str, int]:
-    counts = Counter("" if v is None else str(v) for v in values)
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
 class CorpusStore:
     """One Delta table of records (or of rejects) of a single kind.
 
@@ -117,7 +79,7 @@ class CorpusStore:
         except TableNotFoundError:
             raise SynthkdError(f"not a corpus: {uri} (no Delta table there)") from None
         except (DeltaError, OSError) as exc:
-            raise SynthkdError(f"cannot open corpus {uri}: {_one_line(exc)}") from None
+            raise SynthkdError(f"cannot open corpus {uri}: {one_line(exc)}") from None
         found = kind_of_schema_names([f.name for f in self._table.schema().fields])
         if found is None:
             raise SynthkdError(f"not a synthkd corpus: {uri} (its columns are not a record schema)")
@@ -158,7 +120,7 @@ class CorpusStore:
                 "delta.dataSkippingStatsColumns": ",".join(_stats_columns(kind, rejects))
             },
             storage_options=options,
-            commit_properties=_commit(f"create {kind} {what} table", {}),
+            commit_properties=commit_properties(f"create {kind} {what} table", {}),
         )
         return cls(target, options)
 
@@ -189,7 +151,7 @@ class CorpusStore:
                     f"version {version} of {self.uri} is no longer available (vacuumed)"
                 ) from None
             raise SynthkdError(
-                f"cannot read version {version} of {self.uri}: {_one_line(exc)}"
+                f"cannot read version {version} of {self.uri}: {one_line(exc)}"
             ) from None
 
     def read(self, version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
@@ -234,112 +196,22 @@ class CorpusStore:
     def counts(self, version: int | None = None) -> dict[str, int]:
         """Rows per label (labelled), relation (commonsense) or predicate (document KG)."""
         column = self.read(version, [self.group_column]).column(self.group_column)
-        return _sorted_counts(column.to_pylist())
+        return sorted_counts(column.to_pylist())
 
     def versions(self) -> list[CorpusVersion]:
         """Every committed version, oldest first, with its message and row count."""
         self.refresh()
         history = sorted(self._table.history(), key=lambda item: item["version"])
-        versions = []
-        for entry in history:
-            number = entry["version"]
-            rows = self._at(number).count()
-            stamp = dt.datetime.fromtimestamp(entry["timestamp"] / 1000, tz=dt.timezone.utc)
-            extras = {k[len(_PREFIX) :]: v for k, v in entry.items() if k.startswith(_PREFIX)}
-            versions.append(
-                CorpusVersion(
-                    version=number,
-                    timestamp=stamp,
-                    operation=str(entry.get("operation", "")),
-                    message=str(entry.get(_MESSAGE_KEY, "")),
-                    rows=rows,
-                    metadata=extras,
-                )
-            )
-        return versions
+        return [version_from_history(e, self._at(e["version"]).count()) for e in history]
 
     def diff(self, v1: int, v2: int) -> CorpusDiff:
         """Records added and removed between two versions (either order), and rescored ones."""
         columns = ["id", self.group_column, "critic_score", "critic_version", "accepted"]
-        old, new = self.read(v1, columns), self.read(v2, columns)
-        added_mask = pc.invert(pc.is_in(new.column("id"), value_set=old.column("id")))
-        removed_mask = pc.invert(pc.is_in(old.column("id"), value_set=new.column("id")))
-        added, removed = new.filter(added_mask), old.filter(removed_mask)
-        joined = old.join(new, "id", join_type="inner", right_suffix="_new")
-        changed = None
-        for name in ("critic_score", "critic_version", "accepted"):
-            differs = pc.fill_null(pc.not_equal(joined[name], joined[f"{name}_new"]), True)
-            both_null = pc.and_(pc.is_null(joined[name]), pc.is_null(joined[f"{name}_new"]))
-            differs = pc.and_(differs, pc.invert(both_null))
-            changed = differs if changed is None else pc.or_(changed, differs)
-        rescored = joined.filter(changed) if joined.num_rows else joined
-        group = self.group_column
-        return CorpusDiff(
-            v1=v1,
-            v2=v2,
-            group_column=group,
-            added=added.column("id").to_pylist(),
-            removed=removed.column("id").to_pylist(),
-            rescored=rescored.column("id").to_pylist(),
-            counts_v1=_sorted_counts(old.column(group).to_pylist()),
-            counts_v2=_sorted_counts(new.column(group).to_pylist()),
-            added_counts=_sorted_counts(added.column(group).to_pylist()),
-            removed_counts=_sorted_counts(removed.column(group).to_pylist()),
+        return diff_tables(
+            self.read(v1, columns), self.read(v2, columns), self.group_column, v1, v2
         )
 
     # -- writing -------------------------------------------------------------------
-
-    def _conform(self, rows: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
-        if isinstance(rows, pa.Table):
-            table = rows
-        else:
-            rows = list(rows)
-            names = set(self.schema.names)
-            for index, row in enumerate(rows):
-                extra = set(row) - names
-                if extra:
-                    raise SynthkdError(
-                        f"row {index} does not fit the {self.kind} schema: "
-                        f"unknown column(s): {', '.join(sorted(extra))}"
-                    )
-            try:
-                table = pa.Table.from_pylist(rows, schema=self.schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-                raise SynthkdError(
-                    f"rows do not fit the {self.kind} schema: {_one_line(exc)}"
-                ) from None
-        missing = [n for n in self.schema.names if n not in table.column_names]
-        extra = [n for n in table.column_names if n not in self.schema.names]
-        if missing or extra:
-            parts = [
-                f"missing {', '.join(missing)}" if missing else "",
-                f"unknown {', '.join(extra)}" if extra else "",
-            ]
-            raise SynthkdError(
-                f"rows do not fit the {self.kind} schema: {'; '.join(p for p in parts if p)}"
-            )
-        for f in self.schema:
-            if not f.nullable and table.column(f.name).null_count:
-                raise SynthkdError(
-                    f"rows do not fit the {self.kind} schema: {f.name} has empty values"
-                )
-        try:
-            table = table.select(self.schema.names).cast(self.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
-            raise SynthkdError(
-                f"rows do not fit the {self.kind} schema: {_one_line(exc)}"
-            ) from None
-        kinds = pc.unique(table.column("kind")).to_pylist()
-        if table.num_rows and kinds != [self.kind]:
-            raise SynthkdError(f"rows of kind {kinds} cannot go into a {self.kind} corpus")
-        if pc.count_distinct(table.column("id")).as_py() != table.num_rows:
-            raise SynthkdError("rows to append repeat an id; each record may appear once")
-        if self.is_rejects:
-            stages = set(pc.unique(table.column("stage")).to_pylist())
-            bad = stages - {"teacher", "parse", "filter", "critic"}
-            if bad:
-                raise SynthkdError(f"unknown reject stage(s): {', '.join(sorted(bad))}")
-        return table
 
     def append(
         self,
@@ -353,12 +225,12 @@ class CorpusStore:
         was. Ids are not checked against the table: `BufferedWriter` is the resumable,
         exactly-once path.
         """
-        table = self._conform(rows)
+        table = conform_rows(rows, self.schema, self.kind, self.is_rejects)
         if table.num_rows == 0:
             return self.version()
         info = {"rows": table.num_rows, **(metadata or {})}
         self._write(table, mode="append", message=message, metadata=info)
-        return self.version()
+        return self._table.version()  # the write advanced this snapshot to its own commit
 
     def _write(self, table: pa.Table, *, mode: str, message: str, metadata: Mapping[str, Any]):
         try:
@@ -367,10 +239,10 @@ class CorpusStore:
                 table,
                 mode=mode,
                 storage_options=self.storage_options,
-                commit_properties=_commit(message, metadata),
+                commit_properties=commit_properties(message, metadata),
             )
         except DeltaError as exc:
-            raise SynthkdError(f"could not write to {self.uri}: {_one_line(exc)}") from None
+            raise SynthkdError(f"could not write to {self.uri}: {one_line(exc)}") from None
 
     def update_scores(
         self,
@@ -408,12 +280,14 @@ class CorpusStore:
                 "accepted": accepted,
             }
         )
+        if pc.count_distinct(ids).as_py() != len(ids):
+            raise SynthkdError("scores repeat an id; give each record one score")
         self._check_known(ids)
         extras: dict[str, Any] = {"critic_version": critic_version, "rows": len(ids)}
         if threshold is not None:
             extras["critic_threshold"] = float(threshold)
         updates = {c: f"s.{c}" for c in ("critic_score", "critic_version", "accepted")}
-        self._merge(source, message, extras).when_matched_update(updates=updates).execute()
+        self._merge(source, message, extras, lambda merger: merger.when_matched_update(updates))
         return self.version()
 
     def delete(self, ids: Iterable[str], message: str, metadata: Mapping[str, Any] | None = None):
@@ -421,7 +295,7 @@ class CorpusStore:
         source = pa.table({"id": pa.array(sorted(set(ids)), pa.string())})
         self._check_known(source.column("id"))
         extras = {"rows": source.num_rows, **(metadata or {})}
-        self._merge(source, message, extras).when_matched_delete().execute()
+        self._merge(source, message, extras, lambda merger: merger.when_matched_delete())
         return self.version()
 
     def compact(self, message: str = "compact small files") -> int:
@@ -429,9 +303,9 @@ class CorpusStore:
         new version): later commits and reads get cheaper. Returns the version."""
         self.refresh()
         try:
-            self._table.optimize.compact(commit_properties=_commit(message, {}))
+            self._table.optimize.compact(commit_properties=commit_properties(message, {}))
         except DeltaError as exc:
-            raise SynthkdError(f"could not compact {self.uri}: {_one_line(exc)}") from None
+            raise SynthkdError(f"could not compact {self.uri}: {one_line(exc)}") from None
         return self.version()
 
     def _check_known(self, ids: pa.ChunkedArray | pa.Array) -> None:
@@ -441,15 +315,21 @@ class CorpusStore:
             first = unknown[0].as_py()
             raise SynthkdError(f"{len(unknown)} id(s) are not in {self.uri} (first: {first})")
 
-    def _merge(self, source: pa.Table, message: str, metadata: Mapping[str, Any]):
+    def _merge(self, source: pa.Table, message: str, metadata: Mapping[str, Any], action) -> None:
+        """One Delta merge on id (target t, source s); `action` adds the when-clauses."""
+        properties = commit_properties(message, metadata)
         self.refresh()
-        return self._table.merge(
-            source,
-            predicate="t.id = s.id",
-            source_alias="s",
-            target_alias="t",
-            commit_properties=_commit(message, metadata),
-        )
+        try:
+            merger = self._table.merge(
+                source,
+                predicate="t.id = s.id",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=properties,
+            )
+            action(merger).execute()
+        except DeltaError as exc:
+            raise SynthkdError(f"could not update {self.uri}: {one_line(exc)}") from None
 
 
 def _stats_columns(kind: str, rejects: bool) -> list[str]:
@@ -460,19 +340,5 @@ def _stats_columns(kind: str, rejects: bool) -> list[str]:
 
 
 def kind_of_schema_names(names: Sequence[str]) -> tuple[str, bool] | None:
+    """(kind, is_rejects) from a Delta table's column names; None if not a synthkd table."""
     return kind_of_schema(pa.schema([pa.field(n, pa.null()) for n in names]))
-
-
-def _commit(message: str, metadata: Mapping[str, Any]) -> CommitProperties:
-    if not isinstance(message, str) or not message.strip():
-        raise SynthkdError("every corpus version needs a commit message saying what produced it")
-    custom: dict[str, Any] = {_MESSAGE_KEY: " ".join(message.split())}
-    for key, value in metadata.items():
-        if not isinstance(value, (str, int, float, bool)) or value is None:
-            value = json.dumps(value, sort_keys=True, default=str)
-        custom[f"{_PREFIX}{key}"] = value
-    return CommitProperties(custom_metadata=custom)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__

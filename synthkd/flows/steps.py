@@ -348,7 +348,7 @@ def fit_student(ctx: RunContext, round: int, use_cut: bool, name: str) -> dict:
     return {
         "path": str(out),
         "train_rows": len(train),
-        "train_seconds": round(time.perf_counter() - started, 2),
+        "train_seconds": float(f"{time.perf_counter() - started:.2f}"),
         "val_accuracy": report.accuracy,
         "val_macro_f1": report.macro_f1,
         "per_class_f1": {k: v["f1"] for k, v in report.per_class.items()},

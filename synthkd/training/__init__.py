@@ -16,6 +16,7 @@ from synthkd.training.evaluation import (
     hard_negatives,
 )
 from synthkd.training.export import EXPORT_FORMATS
+from synthkd.training.generative import GenerationReport, GenerativeStudent, evaluate_generation
 from synthkd.training.students import (
     TrainResult,
     export_student,
@@ -30,6 +31,8 @@ __all__ = [
     "Classifier",
     "ConfusedPair",
     "EvaluationReport",
+    "GenerationReport",
+    "GenerativeStudent",
     "HardNegative",
     "HardNegatives",
     "LabelledExamples",
@@ -37,6 +40,7 @@ __all__ = [
     "TeacherClassifier",
     "TrainResult",
     "evaluate",
+    "evaluate_generation",
     "export_student",
     "hard_negatives",
     "labelled_examples",

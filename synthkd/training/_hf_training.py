@@ -32,6 +32,9 @@ def quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
     logging.getLogger("peft").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="peft")
     warnings.filterwarnings("ignore", module="transformers")

@@ -196,7 +196,10 @@ class FaultyOpenAIServer:
 
     async def _route(self, method: str, path: str, body: bytes, writer) -> bool:
         if method == "GET" and path.endswith("/models"):
-            data = {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]}
+            data = {
+                "object": "list",
+                "data": [{"id": self.model, "object": "model", "owned_by": "fake"}],
+            }
             return await _send(writer, 200, data)
         if method == "GET" and path == "/_stats":
             with self._lock:
@@ -241,7 +244,9 @@ class FaultyOpenAIServer:
             await asyncio.sleep(self.stall_s)
             writer.transport.abort()
             return False
-        if outcome == "malformed":
+        if outcome == "malformed":  # cut-off JSON, or JSON that is not a completion
+            if attempt % 2:
+                return await _send(writer, 200, {"id": "cmpl-1", "object": "text_completion"})
             return await _send_raw(writer, 200, b'{"id": "cmpl-1", "choices": [{"text": ')
         text = answer_text(subject, seed)
         if payload.get("response_format") is not None:
@@ -254,7 +259,11 @@ class FaultyOpenAIServer:
         n = int(payload.get("n") or 1)
         if chat:
             choices = [
-                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
                 for i in range(n)
             ]
         else:
@@ -290,10 +299,18 @@ async def _send(writer, status: int, data, headers: dict[str, str] | None = None
     return await _send_raw(writer, status, json.dumps(data).encode(), headers)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
-async def _send_raw(writer, status: int, body: bytes, headers: dict[str, str] | None = None) -> bool:
+async def _send_raw(
+    writer, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> bool:
     head = [
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
         "content-type: application/json",
@@ -329,7 +346,9 @@ def _main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--options", default="{}", help="JSON keyword options of FaultyOpenAIServer")
+    parser.add_argument(
+        "--options", default="{}", help="JSON keyword options of FaultyOpenAIServer"
+    )
     args = parser.parse_args()
     server = FaultyOpenAIServer(**json.loads(args.options))
     parent = os.getppid()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ from synthkd.generators.tasks.base import (
 )
 from synthkd.generators.teachers.base import Completion, TeacherRequest
 
-_SHOT_WORDS = 90
+_SHOT_WORDS = 60
+_SHOT_SENTENCES = 2
 
 
 @dataclass
@@ -286,13 +288,14 @@ class LabelledTask(GenerationTask):
         return headline, body
 
 
-def _clip(text: str, words: int = _SHOT_WORDS) -> str:
-    """A long example cut after its last full sentence within `words` words: long shots
-    cost prompt time and pull the teacher towards copying."""
-    parts = squash(text).split(" ")
-    if len(parts) <= words:
-        return " ".join(parts)
-    head = " ".join(parts[:words])
+def _clip(text: str, words: int = _SHOT_WORDS, sentences: int = _SHOT_SENTENCES) -> str:
+    """An example cut to its first sentences (at most `words` words): the teacher writes
+    about as much as its shots show, and every token costs teacher time."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])", squash(text))
+    kept = " ".join(parts[:sentences])
+    if len(kept.split()) <= words:
+        return kept
+    head = " ".join(kept.split()[:words])
     end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
     return head[: end + 1] if end > 0 else head
 

@@ -63,7 +63,9 @@ class ResponseCache:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise SynthkdError(f"cannot open the teacher response cache {self.path}: {exc}") from exc
+            raise SynthkdError(
+                f"cannot open the teacher response cache {self.path}: {exc}"
+            ) from exc
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         """The cached completions among `keys` (index and key filled in by the caller)."""

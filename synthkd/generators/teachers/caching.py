@@ -177,12 +177,14 @@ class CachingTeacher:
         try:
             if missing:
                 todo = [texts[i] for i in missing]
-                for i, dist in zip(missing, await self._label_distribution(header, todo, labels, suffix), strict=True):
+                for i, dist in zip(
+                    missing,
+                    await self._label_distribution(header, todo, labels, suffix),
+                    strict=True,
+                ):
                     results[i] = dist
                     if self._cache is not None:
-                        self._cache.put(
-                            Completion(0, json.dumps(dist), "stop", sample_key=keys[i])
-                        )
+                        self._cache.put(Completion(0, json.dumps(dist), "stop", sample_key=keys[i]))
         finally:
             if self._cache is not None:
                 self._cache.flush()
@@ -195,9 +197,7 @@ class CachingTeacher:
         raise NotImplementedError
 
     def _label_key(self, header: str, text: str, labels: list[str], suffix: str) -> str:
-        payload = [
-            "label_distribution", self.backend, self.model, header, text, labels, suffix
-        ]
+        payload = ["label_distribution", self.backend, self.model, header, text, labels, suffix]
         blob = json.dumps(payload, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -89,7 +89,9 @@ class TeacherConfig:
 
     def validate(self) -> None:
         if self.concurrency < 1:
-            raise SynthkdError(f"teacher option concurrency must be at least 1, got {self.concurrency}")
+            raise SynthkdError(
+                f"teacher option concurrency must be at least 1, got {self.concurrency}"
+            )
         if self.max_retries < 0:
             raise SynthkdError(f"teacher option max_retries must be >= 0, got {self.max_retries}")
         if self.timeout_s <= 0:

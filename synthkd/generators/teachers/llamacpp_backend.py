@@ -180,7 +180,9 @@ class LlamaCppTeacher(CachingTeacher):
         usage = result.get("usage") or {}
         return {
             "text": text,
-            "finish_reason": "length" if result["choices"][0]["finish_reason"] == "length" else "stop",
+            "finish_reason": "length"
+            if result["choices"][0]["finish_reason"] == "length"
+            else "stop",
             "prompt_tokens": usage.get("prompt_tokens", 0),
             "completion_tokens": usage.get("completion_tokens", 0),
         }

@@ -20,7 +20,8 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -51,11 +52,35 @@ class _Retryable(Exception):
 @dataclass
 class _Replica:
     url: str
-    client: openai.AsyncOpenAI
+    api_key: str = field(repr=False)
+    timeout_s: float = 120.0
     in_flight: int = 0
     flavour: str = "openai"
     """"llama-cpp-python", "llama-server", "vllm" or "openai": picks the schema dialect."""
-    checked: bool = False
+    clients: weakref.WeakKeyDictionary = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """This event loop's client: connections belong to the loop that opened them."""
+        loop = asyncio.get_running_loop()
+        client = self.clients.get(loop)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                base_url=self.url, api_key=self.api_key, max_retries=0, timeout=self.timeout_s
+            )
+            self.clients[loop] = client
+        return client
+
+
+@dataclass
+class _Pacing:
+    """Concurrency cap and rate limits; asyncio primitives, so one set per event loop."""
+
+    semaphore: asyncio.Semaphore
+    rpm: AsyncLimiter | None
+    tpm: AsyncLimiter | None
 
 
 class OpenAITeacher(CachingTeacher):
@@ -69,19 +94,22 @@ class OpenAITeacher(CachingTeacher):
         urls = cfg.base_urls or (OPENAI_URL,)
         api_key = _api_key(cfg.api_key_env, hosted=OPENAI_URL in urls)
         self._key_env = cfg.api_key_env or "OPENAI_API_KEY"
-        self._replicas = [
-            _Replica(
-                url,
-                openai.AsyncOpenAI(
-                    base_url=url, api_key=api_key, max_retries=0, timeout=cfg.timeout_s
-                ),
-            )
-            for url in urls
-        ]
-        self._semaphore = asyncio.Semaphore(cfg.concurrency)
-        self._rpm = AsyncLimiter(cfg.requests_per_minute, 60) if cfg.requests_per_minute else None
-        self._tpm = AsyncLimiter(cfg.tokens_per_minute, 60) if cfg.tokens_per_minute else None
+        self._replicas = [_Replica(url, api_key, cfg.timeout_s) for url in urls]
+        self._pacing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._checked = False
+
+    def _pace(self) -> _Pacing:
+        loop = asyncio.get_running_loop()
+        pacing = self._pacing.get(loop)
+        if pacing is None:
+            cfg = self.config
+            pacing = _Pacing(
+                asyncio.Semaphore(cfg.concurrency),
+                AsyncLimiter(cfg.requests_per_minute, 60) if cfg.requests_per_minute else None,
+                AsyncLimiter(cfg.tokens_per_minute, 60) if cfg.tokens_per_minute else None,
+            )
+            self._pacing[loop] = pacing
+        return pacing
 
     @property
     def base_urls(self) -> list[str]:
@@ -101,7 +129,6 @@ class OpenAITeacher(CachingTeacher):
             try:
                 page = await replica.client.models.list(timeout=min(self.config.timeout_s, 15))
                 replica.flavour = flavour_of([getattr(m, "owned_by", None) for m in page.data])
-                replica.checked = True
                 return
             except openai.AuthenticationError as exc:
                 raise SynthkdError(
@@ -109,14 +136,12 @@ class OpenAITeacher(CachingTeacher):
                     f" (HTTP {exc.status_code})"
                 ) from None
             except openai.APIStatusError:
-                replica.checked = True  # reachable; it just has no /models listing
-                return
+                return  # reachable; it just has no /models listing
             except openai.APIConnectionError as exc:
                 last = exc
                 await asyncio.sleep(0.2)
             except ValueError:
-                replica.checked = True  # answered, though not with a models list
-                return
+                return  # answered, though not with a models list
         cause = _cause(last)
         raise SynthkdError(f"teacher base_url {replica.url} is unreachable ({cause})") from None
 
@@ -137,43 +162,46 @@ class OpenAITeacher(CachingTeacher):
             body["stop"] = list(params.stop)
         if job.seed is not None:
             body["seed"] = job.seed
-        estimate = _estimate_tokens(request.prompt or json.dumps(request.messages), params.max_tokens)
+        estimate = _estimate_tokens(
+            request.prompt or json.dumps(request.messages), params.max_tokens
+        )
 
         async def call(replica: _Replica):
             if request.is_chat:
                 extra = {}
                 if request.json_schema is not None:
-                    extra["response_format"] = response_format_for(replica.flavour, request.json_schema)
-                return await replica.client.chat.completions.create(
+                    extra["response_format"] = response_format_for(
+                        replica.flavour, request.json_schema
+                    )
+                result = await replica.client.chat.completions.create(
                     messages=list(request.messages), **body, **extra
                 )
-            extra_body = None
-            if request.json_schema is not None:
-                extra_body = completion_schema_body(replica.flavour, request.json_schema)
-            return await replica.client.completions.create(
-                prompt=request.prompt, **body, extra_body=extra_body
-            )
+            else:
+                extra_body = None
+                if request.json_schema is not None:
+                    extra_body = completion_schema_body(replica.flavour, request.json_schema)
+                result = await replica.client.completions.create(
+                    prompt=request.prompt, **body, extra_body=extra_body
+                )
+            choice = result.choices[0]  # a body without it is malformed: retried
+            text = choice.message.content if request.is_chat else choice.text
+            if not isinstance(text, str):
+                raise TypeError("the answer has no text")
+            return text, choice.finish_reason, getattr(result, "usage", None)
 
         try:
-            result = await self._with_retries(call, estimate)
+            text, reason, usage = await self._with_retries(call, estimate)
         except _Failed as exc:
             job.finish(error=str(exc))
             return
-        try:
-            choice = result.choices[0]
-            text = choice.message.content if request.is_chat else choice.text
-            if not isinstance(text, str):
-                raise TypeError("no text in the answer")
-        except (AttributeError, IndexError, TypeError) as exc:
-            job.finish(error=f"malformed answer: {exc}")
-            return
-        usage = getattr(result, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
         completion_tokens = getattr(usage, "completion_tokens", 0) or 0
-        reason = choice.finish_reason
         if reason == "content_filter":
-            job.finish(error="the teacher's content filter withheld the answer",
-                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            job.finish(
+                error="the teacher's content filter withheld the answer",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
             return
         job.finish(
             text=text,
@@ -201,18 +229,21 @@ class OpenAITeacher(CachingTeacher):
         raise _Failed(f"gave up after {cfg.max_retries + 1} attempts: {reason}")
 
     async def _attempt(self, call, estimate: int):
-        if self._rpm:
-            await self._rpm.acquire(1)
-        if self._tpm:
-            await self._tpm.acquire(min(estimate, self.config.tokens_per_minute))
-        async with self._semaphore:
+        pacing = self._pace()
+        if pacing.rpm:
+            await pacing.rpm.acquire(1)
+        if pacing.tpm:
+            await pacing.tpm.acquire(min(estimate, self.config.tokens_per_minute))
+        async with pacing.semaphore:
             replica = min(self._replicas, key=lambda r: r.in_flight)
             replica.in_flight += 1
             self.usage.requests += 1
             try:
                 return await call(replica)
             except openai.APITimeoutError:
-                raise _Retryable(f"timed out after {self.config.timeout_s:g}s ({replica.url})") from None
+                raise _Retryable(
+                    f"timed out after {self.config.timeout_s:g}s ({replica.url})"
+                ) from None
             except openai.APIConnectionError as exc:
                 raise _Retryable(f"connection failed ({replica.url}): {_cause(exc)}") from None
             except openai.AuthenticationError as exc:
@@ -230,7 +261,7 @@ class OpenAITeacher(CachingTeacher):
                     delay = _retry_after(exc) if status == 429 else None
                     raise _Retryable(f"HTTP {status} from {replica.url}", delay) from None
                 raise _Failed(f"HTTP {status} from {replica.url}: {_short(exc)}") from None
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
                 # a 200 whose body is not the JSON it claims (openai raises while parsing)
                 raise _Retryable(f"malformed body from {replica.url}: {_short(exc)}") from None
             finally:
@@ -248,8 +279,12 @@ class OpenAITeacher(CachingTeacher):
 
             async def call(replica: _Replica):
                 return await replica.client.completions.create(
-                    model=self.model, prompt=prefix + label, max_tokens=1, temperature=0.0,
-                    echo=True, logprobs=0,
+                    model=self.model,
+                    prompt=prefix + label,
+                    max_tokens=1,
+                    temperature=0.0,
+                    echo=True,
+                    logprobs=0,
                 )
 
             try:
@@ -273,8 +308,11 @@ class OpenAITeacher(CachingTeacher):
 
     async def aclose(self) -> None:
         await super().aclose()
+        loop = asyncio.get_running_loop()
         for replica in self._replicas:
-            await replica.client.close()
+            client = replica.clients.pop(loop, None)
+            if client is not None:
+                await client.close()
 
 
 class _Failed(Exception):
@@ -285,7 +323,9 @@ def _api_key(env: str | None, *, hosted: bool) -> str:
     if env:
         value = os.environ.get(env)
         if not value:
-            raise SynthkdError(f"the API key variable {env} is not set (teacher option api_key_env)")
+            raise SynthkdError(
+                f"the API key variable {env} is not set (teacher option api_key_env)"
+            )
         return value
     value = os.environ.get("OPENAI_API_KEY")
     if value:
