@@ -25,8 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# llama.cpp sizes its pool by os.cpu_count(); give it the cores this process may use
-os.environ.setdefault("SYNTHKD_LLAMA_THREADS", str(len(os.sched_getaffinity(0))))
+
+
+def _threads_from_argv() -> str:
+    """--threads N, read before torch and llama.cpp are imported (they size pools early)."""
+    if "--threads" in sys.argv[:-1]:
+        return sys.argv[sys.argv.index("--threads") + 1]
+    return str(len(os.sched_getaffinity(0)))
+
+
+os.environ["SYNTHKD_THREADS"] = os.environ["SYNTHKD_LLAMA_THREADS"] = _threads_from_argv()
 
 import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
@@ -128,7 +136,10 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1, help="few-shot examples per label")
     parser.add_argument("--shot-words", type=int, default=40, help="words kept per shot")
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--max-length", type=int, default=64, help="student tokens per text (a serving choice)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="teacher and student threads")
     parser.add_argument("--out", default=None, help="where students go (default: a temp dir)")
     parser.add_argument("--skip-teacher", action="store_true")
     args = parser.parse_args()
@@ -194,7 +205,8 @@ def main() -> None:
         )
     summary = {
         "benchmark": "student_vs_teacher",
-        "cpu_threads": len(os.sched_getaffinity(0)),
+        "threads": int(os.environ["SYNTHKD_THREADS"]),
+        "student_max_length": args.max_length,
         "train_examples": len(train),
         "validation_examples": len(texts),
         "teacher": teacher,

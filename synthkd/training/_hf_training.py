@@ -19,7 +19,11 @@ from synthkd.training.config import StudentConfig
 
 
 def cpu_threads() -> int:
-    """The cores this process may use (not the machine's: containers and taskset)."""
+    """Threads for training and inference: SYNTHKD_THREADS if set, else the cores this
+    process may use (its affinity, not the machine's count: containers and taskset)."""
+    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

@@ -46,7 +46,8 @@ class StudentConfig:
     seed: int = 0
     """Seed for weight init, shuffling, dropout and validation splits: same seed, same student."""
     early_stopping_patience: int = 2
-    """Epochs without a better validation macro-F1 before training stops."""
+    """Epochs without a better validation score (macro-F1; loss for "generative") before
+    training stops; 0 runs every epoch. The best epoch is kept either way."""
     use_soft_labels: bool = True
     """Train on the teacher's label distribution (`soft_labels`) where a record carries it;
     False: always the hard `label`."""

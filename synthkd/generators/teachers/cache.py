@@ -45,12 +45,12 @@ def default_cache_path() -> Path:
 class ResponseCache:
     """Completions by sample key, on disk (SQLite, WAL journal), safe across threads.
 
-    Writes are buffered and committed in batches (`flush`, also every `flush_every`
-    samples), so caching costs little next to a teacher call; a run killed mid-batch
-    loses at most the unflushed samples, never the file.
+    Every answer is committed as it arrives (`flush_every=1`, a WAL commit costs far less
+    than a teacher call), so a run killed at any moment has paid for nothing it will ask
+    again. A larger `flush_every` batches commits for bulk imports.
     """
 
-    def __init__(self, path: str | Path | None = None, *, flush_every: int = 256) -> None:
+    def __init__(self, path: str | Path | None = None, *, flush_every: int = 1) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
         self.flush_every = flush_every
         self._lock = threading.Lock()
