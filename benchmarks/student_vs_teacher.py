@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="teacher and student threads")
     parser.add_argument("--out", default=None, help="where students go (default: a temp dir)")
     parser.add_argument("--skip-teacher", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the students already in --out (no training)"
+    )
     args = parser.parse_args()
 
     seeds = load_rows(Path(args.seeds), "seeds")
@@ -159,7 +162,7 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="synthkd-bench-"))
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for kind in ("minilm", "linear"):
+    for kind in () if args.reuse else ("minilm", "linear"):
         config = StudentConfig(kind=kind, epochs=args.epochs, max_length=args.max_length)
         start = time.perf_counter()
         # students hold out part of their own training data for early stopping
@@ -167,7 +170,7 @@ def main() -> None:
         timings[kind] = time.perf_counter() - start
         if trained.baseline:
             results["minilm_frozen_baseline_holdout"] = trained.baseline
-    for fmt in ("onnx", "int8"):
+    for fmt in () if args.reuse else ("onnx", "int8"):
         export_student(out / "minilm", fmt, out / f"minilm_{fmt}")
     for name, path in (
         ("minilm", out / "minilm"),

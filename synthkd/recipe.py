@@ -146,6 +146,7 @@ class DocumentKGTaskSection(_Section):
     documents: str = Field(description="Glob of plain-text documents, relative to the recipe.")
     seed_kg: str | None = Field(None, description="JSONL of few-shot {text, entities, triples}.")
     chunk_tokens: int = Field(160, ge=20, description="Token budget of one chunk.")
+    per_document: int = Field(10, ge=1, description="Triples wanted per document per round.")
     max_entities: int = Field(12, ge=2, description="Entities kept per chunk.")
     samples_per_chunk: int = Field(2, ge=1, description="Triple samples per chunk.")
     min_quote_chars: int = Field(12, ge=1, description="Shorter quotes support nothing.")
@@ -284,9 +285,12 @@ class _Located:
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == str(part):
                     return value
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                return node.value[part]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            return node.value[part]
         return None
 
     def key_node(self, loc: tuple[Any, ...]) -> yaml.Node:

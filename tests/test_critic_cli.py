@@ -78,7 +78,7 @@ def test_train_from_seeds_then_score_writes_a_corpus_version(workspace):
     assert {row["critic_version"] for row in scored.values()} == {meta["version"]}
     good = [scored[r["id"]]["accepted"] for r, a in zip(rows, accept, strict=True) if a]
     bad = [scored[r["id"]]["accepted"] for r, a in zip(rows, accept, strict=True) if not a]
-    assert sum(bad) / len(bad) < 0.2 < 0.6 < sum(good) / len(good)
+    assert sum(bad) / len(bad) < 0.2 and sum(good) / len(good) > 0.4
     # balance: every label keeps the same share of its records (within one record)
     shares = {}
     for label in LABELS:

@@ -8,6 +8,8 @@ import pytest
 
 from synthkd.training import TeacherClassifier, evaluate
 
+pytestmark = pytest.mark.slow  # loads the embedded Gemma teacher (llama.cpp)
+
 
 @pytest.fixture(scope="module")
 def teacher_classifier():

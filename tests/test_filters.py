@@ -32,7 +32,9 @@ def test_each_labelled_rule_gives_its_reason_and_nothing_is_dropped():
         labelled(STORY, "sport", "kept"),
         labelled("Too short to teach anything.", "sport", "short"),
         labelled("word " * 100, "sport", "long"),
-        labelled("Label: business\nText: shares in the bank fell sharply on Monday", "business", "echo"),
+        labelled(
+            "Label: business\nText: shares in the bank fell sharply on Monday", "business", "echo"
+        ),
         labelled(
             "The sport pages say the home team won the league title on Saturday afternoon.",
             "sport",
@@ -52,7 +54,10 @@ def test_each_labelled_rule_gives_its_reason_and_nothing_is_dropped():
             "few-shot",
         ),
     ]
-    rows[-2] = {**rows[-2], "text": "   \n  "}  # make_record refuses empty text; a teacher would not
+    rows[-2] = {
+        **rows[-2],
+        "text": "   \n  ",
+    }  # make_record refuses empty text; a teacher would not
     result = apply_filters(rows, config, echo_of=["Write a news story about technology."])
     got = reasons(result.rejects)
     assert got == {
@@ -93,7 +98,9 @@ def test_schema_reject_for_a_missing_field():
 
 
 def test_duplicates_of_earlier_corpus_versions_are_rejected():
-    earlier = [labelled(item["text"], item["label"], f"old-{i}") for i, item in enumerate(news()[:30])]
+    earlier = [
+        labelled(item["text"], item["label"], f"old-{i}") for i, item in enumerate(news()[:30])
+    ]
     fresh = [
         labelled(news()[3]["text"], news()[3]["label"], "again"),
         labelled(news()[7]["text"].replace("4%", "5%"), news()[7]["label"], "edited"),
@@ -106,10 +113,19 @@ def test_duplicates_of_earlier_corpus_versions_are_rejected():
 
 
 def test_near_duplicates_within_a_round_keep_the_first_only():
-    base = "The central bank raised interest rates by a quarter point and signalled further increases"
+    base = (
+        "The central bank raised interest rates by a quarter point and signalled further increases"
+    )
     rows = [labelled(base + " to tame inflation.", "business", "first")]
-    rows += [labelled(base + f" to tame inflation in {year}.", "business", f"v{year}") for year in (2024, 2025)]
-    rows.append(labelled("The cyclist took the yellow jersey after a brutal mountain stage.", "sport", "other"))
+    rows += [
+        labelled(base + f" to tame inflation in {year}.", "business", f"v{year}")
+        for year in (2024, 2025)
+    ]
+    rows.append(
+        labelled(
+            "The cyclist took the yellow jersey after a brutal mountain stage.", "sport", "other"
+        )
+    )
     result = apply_filters(rows, CriticConfig(near_duplicate_threshold=0.8))
     assert [r["sample_key"] for r in result.kept] == ["first", "other"]
     assert Counter(r["reason"] for r in result.rejects) == {"near_duplicate": 2}
@@ -160,7 +176,10 @@ def test_bad_config_is_one_clear_error():
 
 
 def test_rows_may_be_an_arrow_table_and_kinds_must_not_mix():
-    rows = [labelled(STORY, "sport", "a"), commonsense("PersonX eats", "xNeed", "to cook food", "b")]
+    rows = [
+        labelled(STORY, "sport", "a"),
+        commonsense("PersonX eats", "xNeed", "to cook food", "b"),
+    ]
     with pytest.raises(SynthkdError, match="several kinds"):
         apply_filters(rows, CriticConfig(min_chars=2))
     table = pa.Table.from_pylist([labelled(STORY, "sport", "a")])
@@ -172,4 +191,7 @@ def test_reject_ids_are_stable_across_reruns():
     first = apply_filters(rows, CriticConfig()).rejects
     second = apply_filters(rows, CriticConfig()).rejects
     assert [r["id"] for r in first] == [r["id"] for r in second]
-    assert first[0]["id"] != make_record("labelled", {"text": "short one", "label": "sport"}, lineage("b"))["id"]
+    assert (
+        first[0]["id"]
+        != make_record("labelled", {"text": "short one", "label": "sport"}, lineage("b"))["id"]
+    )

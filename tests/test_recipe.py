@@ -65,7 +65,9 @@ def test_shipped_recipes_load_and_build_their_task(name):
     task = make_task(recipe.task.model_dump(), recipe.templates)
     assert task.groups
     # paths were resolved relative to the recipe file
-    assert Path(recipe.task.model_dump().get("seeds") or recipe.task.model_dump().get("seed_events") or ROOT).exists()
+    assert Path(
+        recipe.task.model_dump().get("seeds") or recipe.task.model_dump().get("seed_events") or ROOT
+    ).exists()
 
 
 def test_news_recipe_has_five_labels_with_subtopics():
@@ -112,7 +114,9 @@ def test_unknown_task_kind(tmp_path):
 def test_missing_file_names_field_and_path(tmp_path):
     path = write(tmp_path, GOOD.replace(str(NEWS / "seeds.jsonl"), "nowhere/seeds.jsonl"))
     message = error_of(path)
-    assert message == f"{path}:4: task.seeds: file not found: {tmp_path / 'nowhere' / 'seeds.jsonl'}"
+    assert (
+        message == f"{path}:4: task.seeds: file not found: {tmp_path / 'nowhere' / 'seeds.jsonl'}"
+    )
 
 
 def test_invalid_yaml_names_its_line(tmp_path):
@@ -140,7 +144,9 @@ def test_bad_teacher_spec_in_a_mix_names_the_item(tmp_path):
 
 def test_a_teacher_mix_keeps_weights(tmp_path):
     text = GOOD.replace("teacher:\n  spec: llamacpp:gemma-3-270m\n", "")
-    text += "teachers:\n  - spec: llamacpp:gemma-3-270m\n    weight: 3\n  - spec: openai:gpt-4o-mini\n"
+    text += (
+        "teachers:\n  - spec: llamacpp:gemma-3-270m\n    weight: 3\n  - spec: openai:gpt-4o-mini\n"
+    )
     recipe = load_recipe(write(tmp_path, text))
     assert [(t.spec, t.weight) for t in recipe.teacher_sections()] == [
         ("llamacpp:gemma-3-270m", 3.0),

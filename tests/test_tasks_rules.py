@@ -40,7 +40,9 @@ def test_labelled_prompt_is_a_page_ending_with_the_asked_label():
     request = first_request(task)
     intent = request.metadata["intent"]
     assert request.prompt.startswith("BBC News - Top stories\n\n")
-    assert request.prompt.endswith(f"Section: {intent['label']} - {intent['subtopic']} - {intent['style']}\nStory:")
+    assert request.prompt.endswith(
+        f"Section: {intent['label']} - {intent['subtopic']} - {intent['style']}\nStory:"
+    )
     assert request.prompt.count("\nStory: ") == 4  # four rotating seed stories
     assert request.params.stop == ("\n\n", "\nSection:")
     assert request.n == 4
@@ -84,7 +86,12 @@ def test_labelled_parse_keeps_the_asked_label_and_rejects_with_reasons():
         " Good story. Headline: leaked format": "format_leak",
     }
     for text, reason in cases.items():
-        assert task.parse(request, done(text)).rejects == [({"label": label, **({"text": text.strip()} if reason == "prompt_echo" else {})}, reason)]
+        assert task.parse(request, done(text)).rejects == [
+            (
+                {"label": label, **({"text": text.strip()} if reason == "prompt_echo" else {})},
+                reason,
+            )
+        ]
 
 
 def test_labelled_chat_prompt_uses_a_json_schema_and_parses_json_only():
@@ -92,7 +99,9 @@ def test_labelled_chat_prompt_uses_a_json_schema_and_parses_json_only():
     request = first_request(task, style="chat")
     assert request.prompt is None and request.messages[0]["role"] == "system"
     assert request.json_schema["required"] == ["text"]
-    ok = task.parse(request, done('{"text": "Ministers unveiled a new asylum bill in the Commons."}'))
+    ok = task.parse(
+        request, done('{"text": "Ministers unveiled a new asylum bill in the Commons."}')
+    )
     assert ok.records[0]["text"] == "Ministers unveiled a new asylum bill in the Commons."
     assert task.parse(request, done("Sure! Here is a story")).rejects[0][1] == "unparseable"
     assert task.parse(request, done('{"text": 5}')).rejects[0][1] == "unparseable"
@@ -126,10 +135,16 @@ def test_commonsense_events_then_tails_per_relation():
     assert not parsed.records and not parsed.rejects
     assert [f["relation"] for f in parsed.follow_ups] == task.groups
     tail_request = task.render(parsed.follow_ups[0], "completion", Sampling())
-    assert tail_request.prompt.endswith("Event: PersonX repaints the garden shed\nBefore, PersonX needed")
+    assert tail_request.prompt.endswith(
+        "Event: PersonX repaints the garden shed\nBefore, PersonX needed"
+    )
     tails = task.parse(tail_request, done(" to buy a tin of paint."))
     assert tails.records == [
-        {"head": "PersonX repaints the garden shed", "relation": "xNeed", "tail": "to buy a tin of paint"}
+        {
+            "head": "PersonX repaints the garden shed",
+            "relation": "xNeed",
+            "tail": "to buy a tin of paint",
+        }
     ]
 
 
@@ -155,7 +170,8 @@ def test_chunks_respect_the_token_budget_and_keep_paragraphs():
     text = "\n\n".join(f"Paragraph {i} has a few words in it." for i in range(10))
     chunks = chunk_document("doc", text, budget=20)
     assert all(count_tokens(c.text) <= 20 for c in chunks)
-    assert " ".join(c.text for c in chunks) == " ".join(text.split())
+    assert " ".join(" ".join(c.text.split()) for c in chunks) == " ".join(text.split())
+    assert chunks[0].text.startswith("Paragraph 0 has a few words in it.\nParagraph 1")
     assert [c.chunk_id for c in chunks][:2] == ["doc#0", "doc#1"]
 
 
@@ -190,7 +206,14 @@ def test_kg_entities_then_grounded_triples():
     assert chunk.startswith("A History of Aldery")
     parsed = task.parse(entities_request, done(" Aldery; Carrowmere; Bay of Selk; Atlantis"))
     assert parsed.rejects == [
-        ({"document_id": "aldery_city_history", "chunk_id": "aldery_city_history#0", "subject": "Atlantis"}, "entity_not_in_chunk")
+        (
+            {
+                "document_id": "aldery_city_history",
+                "chunk_id": "aldery_city_history#0",
+                "subject": "Atlantis",
+            },
+            "entity_not_in_chunk",
+        )
     ]
     follow = parsed.follow_ups[0]
     assert follow["entities"] == ["Aldery", "Carrowmere", "Bay of Selk"]
@@ -232,7 +255,18 @@ def test_every_parsed_record_fits_the_schema():
     entities_request, chunk = kg_triples_request(task)
     follow = task.parse(entities_request, done(" Aldery; Carrowmere")).follow_ups[0]
     request = task.render(follow, "chat", Sampling())
-    raw = json.dumps({"triples": [{"subject": "Aldery", "predicate": "capital of", "object": "Carrowmere", "quote": "the capital and largest city of the province of Carrowmere"}]})
+    raw = json.dumps(
+        {
+            "triples": [
+                {
+                    "subject": "Aldery",
+                    "predicate": "capital of",
+                    "object": "Carrowmere",
+                    "quote": "the capital and largest city of the province of Carrowmere",
+                }
+            ]
+        }
+    )
     parsed = task.parse(request, done(raw))
     assert parsed.records
     from synthkd.data import Lineage

@@ -24,7 +24,9 @@ critic_app = typer.Typer(
 )
 _console = Console()
 
-CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus table or run folder (path or URI).")]
+CorpusOpt = Annotated[
+    str, typer.Option("--corpus", help="Corpus table or run folder (path or URI).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +40,15 @@ def train_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (its critic section).")],
     corpus: CorpusOpt,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="Human labels (Parquet/CSV: id or fields, accept).")
+        Path | None,
+        typer.Option("--labels", help="Human labels (Parquet/CSV: id or fields, accept)."),
     ] = None,
     judge: Annotated[
         str | None, typer.Option("--judge", help="Teacher spec of an LLM judge, e.g. openai:MODEL.")
     ] = None,
-    judge_n: Annotated[int, typer.Option("--judge-n", min=1, help="Records the judge rates.")] = 200,
+    judge_n: Annotated[
+        int, typer.Option("--judge-n", min=1, help="Records the judge rates.")
+    ] = 200,
     out: Annotated[
         Path | None, typer.Option("--out", help="Critic folder (default: the run's critic/).")
     ] = None,
@@ -60,6 +65,9 @@ def train_command(
     loaded = load_recipe(recipe)
     config = CriticConfig(**loaded.critic.model_dump())
     store = RunStore.open(corpus).corpus
+    task_kind = "labelled" if loaded.task.kind == "annotate" else loaded.task.kind
+    if store.kind != task_kind:
+        raise SynthkdError(f"the recipe makes {task_kind} records but {corpus} holds {store.kind}")
     rows = store.read()
     label_set = _gather_labels(loaded, config, rows, labels, judge, judge_n, seed)
     target = out if out is not None else loaded.output_dir() / "critic"
@@ -69,9 +77,13 @@ def train_command(
     m = critic.metrics
     table = Table(title=f"critic {critic.version}", show_header=False)
     for source, counts in sorted(critic.label_counts.items()):
-        table.add_row(f"labels ({source})", f"{counts['accept']} acceptable, {counts['reject']} not")
+        table.add_row(
+            f"labels ({source})", f"{counts['accept']} acceptable, {counts['reject']} not"
+        )
     table.add_row("held-out ROC-AUC", f"{m['holdout_roc_auc']:.3f}")
-    table.add_row("threshold", f"{critic.threshold:.4f} (target precision {config.target_precision})")
+    table.add_row(
+        "threshold", f"{critic.threshold:.4f} (target precision {config.target_precision})"
+    )
     table.add_row(
         "held-out at threshold",
         f"precision {m['holdout_precision_at_threshold']:.3f}, keeps {m['holdout_kept_share']:.1%}",
@@ -106,7 +118,10 @@ def _gather_labels(recipe, config, rows, labels_path, judge_spec, judge_n, seed)
                     "give --labels FILE or --judge SPEC"
                 )
             seeds = seeds_from_file(
-                task.shots_file, "labelled", text_column=task.text_column, label_column=task.label_column
+                task.shots_file,
+                "labelled",
+                text_column=task.text_column,
+                label_column=task.label_column,
             )
             found = auto_labels(seeds, labels=list(task.labels), seed=seed)
         elif task.kind == "commonsense":
@@ -171,7 +186,9 @@ def score_command(
         config = CriticConfig(balance=balance, target_precision=critic.target_precision)
     store = RunStore.open(corpus).corpus
     if store.kind != critic.kind:
-        raise SynthkdError(f"the critic judges {critic.kind} records but {corpus} holds {store.kind}")
+        raise SynthkdError(
+            f"the critic judges {critic.kind} records but {corpus} holds {store.kind}"
+        )
     rows = store.read().to_pylist()
     if not rows:
         raise SynthkdError(f"the corpus {corpus} has no records to score")

@@ -67,7 +67,9 @@ class LabelFile:
             table = read_table(self.path)
             if "id" not in table.column_names or "accept" not in table.column_names:
                 raise SynthkdError(f"{self.path} exists and is not a label file (no id/accept)")
-            self.answers = table.select([c for c in self.columns if c in table.column_names]).to_pylist()
+            self.answers = table.select(
+                [c for c in self.columns if c in table.column_names]
+            ).to_pylist()
 
     def answered(self) -> set[str]:
         return {str(answer["id"]) for answer in self.answers}
@@ -140,14 +142,15 @@ def annotate(
             quit_early = True
             break
         labels.add(row, KEYS[key])
-        answer = "skip" if KEYS[key] is None else KEYS[key]
+        answer = {1: "yes", 0: "no", None: "skip"}[KEYS[key]]
         console.print(f"saved {answer} for {row['id'][:12]}", highlight=False)
     accepted, rejected, skipped = labels.counts()
     remaining = len([row for row in sample if row["id"] not in labels.answered()])
     verb = "stopped" if quit_early else "done"
     console.print(
         f"{verb}: {accepted} acceptable, {rejected} not acceptable, {skipped} skipped saved to "
-        f"{labels.path}; {remaining} left" + (" (run the same command to continue)" if remaining else ""),
+        f"{labels.path}; {remaining} left"
+        + (" (run the same command to continue)" if remaining else ""),
         highlight=False,
     )
     return AnnotationSummary(labels.path, accepted, rejected, skipped, remaining, quit_early)

@@ -30,6 +30,7 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
         f"| version | `{critic.version}` |",
         f"| method | {_method(critic)} |",
         f"| encoder | {critic.encoder_dir or 'all-MiniLM-L6-v2 (bundled)'} |",
+        f"| encoder backend | {critic.encoder_backend if critic.method == 'logistic' else 'torch'} |",
         f"| threshold | {critic.threshold:.4f} |",
         f"| target precision | {critic.target_precision:.2f} |",
         f"| threshold chosen on | {selection} |",
@@ -43,7 +44,10 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
         lines.append(f"| {source} | {counts['accept']} | {counts['reject']} |")
     dropped = m.get("dropped_labels") or {}
     if dropped:
-        lines += ["", "Labels not used: " + ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items()))]
+        lines += [
+            "",
+            "Labels not used: " + ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())),
+        ]
     lines += [
         "",
         f"{m['labels']} labels: {m['train']} for training, {m['holdout']} held out.",
@@ -95,5 +99,7 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
 
 def _method(critic: Any) -> str:
     if critic.method == "logistic":
-        return "MiniLM mean-pooled embeddings of both sides, logistic regression, sigmoid calibration"
+        return (
+            "MiniLM mean-pooled embeddings of both sides, logistic regression, sigmoid calibration"
+        )
     return "MiniLM cross-encoder fine-tuned with LoRA, Platt-calibrated"

@@ -63,8 +63,7 @@ class CriticConfig:
                 re.compile(pattern)
             except re.error as exc:
                 raise SynthkdError(
-                    f"critic.banned_patterns: {pattern!r} is not a valid regular expression "
-                    f"({exc})"
+                    f"critic.banned_patterns: {pattern!r} is not a valid regular expression ({exc})"
                 ) from None
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from synthkd.critics.config import CriticConfig
-from synthkd.critics.encoder import SentenceEncoder
+from synthkd.critics.encoder import DEFAULT_BACKEND, SentenceEncoder
 from synthkd.critics.head import LogisticHead
 from synthkd.critics.progress import progress_bar
 from synthkd.critics.records import Row, as_rows, group_of, kind_of, pair_of
@@ -44,6 +44,9 @@ class Critic:
     """What goes into every scored record's `critic_version`."""
     encoder_dir: str | None = None
     """Base model directory; None: the bundled all-MiniLM-L6-v2."""
+    encoder_backend: str = DEFAULT_BACKEND
+    """How the logistic critic's embeddings are computed ("onnx-int8" or "torch");
+    scoring uses the backend training used."""
     metrics: dict[str, Any] = field(default_factory=dict)
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     head: LogisticHead | None = None
@@ -53,10 +56,12 @@ class Critic:
 
     def encoder(self) -> SentenceEncoder:
         if self._encoder is None:
-            self._encoder = SentenceEncoder(self.encoder_dir)
+            self._encoder = SentenceEncoder(self.encoder_dir, backend=self.encoder_backend)
         return self._encoder
 
-    def score(self, rows: pa.Table | Iterable[Mapping[str, Any]], progress: bool = False) -> np.ndarray:
+    def score(
+        self, rows: pa.Table | Iterable[Mapping[str, Any]], progress: bool = False
+    ) -> np.ndarray:
         """P(acceptable) of each record, in order."""
         rows = as_rows(rows)
         if not rows:
@@ -81,6 +86,7 @@ class Critic:
             "target_precision": self.target_precision,
             "version": self.version,
             "encoder_dir": self.encoder_dir,
+            "encoder_backend": self.encoder_backend,
             "metrics": self.metrics,
             "label_counts": self.label_counts,
         }
@@ -113,6 +119,7 @@ class Critic:
             target_precision=float(meta["target_precision"]),
             version=meta["version"],
             encoder_dir=meta.get("encoder_dir"),
+            encoder_backend=meta.get("encoder_backend", DEFAULT_BACKEND),
             metrics=meta.get("metrics", {}),
             label_counts=meta.get("label_counts", {}),
             path=directory,
@@ -129,7 +136,9 @@ class Critic:
         return critic
 
 
-def score(critic: Critic, rows: pa.Table | Iterable[Mapping[str, Any]], progress: bool = False) -> np.ndarray:
+def score(
+    critic: Critic, rows: pa.Table | Iterable[Mapping[str, Any]], progress: bool = False
+) -> np.ndarray:
     """P(acceptable) of each record under `critic`, in order."""
     return critic.score(rows, progress=progress)
 

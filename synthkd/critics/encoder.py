@@ -1,40 +1,127 @@
-"""Sentence embeddings from all-MiniLM-L6-v2 (transformers AutoModel + mean pooling), offline.
+"""Sentence embeddings from all-MiniLM-L6-v2 (mean pooling, L2-normalised), offline.
 
 The critic embeds the two sides of a record (text and label, head and tail, quote and
-triple) and its head learns whether they agree. Texts are embedded once per call even
-when many records share them (a head event, a label, a quote).
+triple) and its head learns whether they agree. Two backends give the same vectors up
+to int8 rounding (cosine 0.99 on news stories):
+- "onnx-int8" (default): the transformers model exported once to ONNX with pooling in
+  the graph, weights quantized to int8 by onnxruntime, cached under synthkd's cache
+  directory. About 2.5x the CPU throughput of PyTorch fp32, which is what lets a 2-core
+  machine score a round's corpus in seconds.
+- "torch": transformers AutoModel under torch.inference_mode, fp32.
+A critic is trained and scored with the same backend (it is saved in critic.json).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import logging
 import os
+import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from synthkd.assets import minilm_dir
+from synthkd.assets import cache_dir, minilm_dir
 from synthkd.errors import SynthkdError
 
-DEFAULT_BATCH_SIZE = 64
+BACKENDS = ("onnx-int8", "torch")
+DEFAULT_BACKEND = "onnx-int8"
+DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
+_EXPORT_VERSION = "1"
 
 
 def available_cpus() -> int:
+    """SYNTHKD_THREADS if set, else the CPUs this process may run on (its affinity)."""
+    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
 
 
 def configure_torch_threads() -> int:
-    """Use every CPU this process may run on (SYNTHKD_THREADS overrides), once."""
+    """Let torch use every available CPU (and no more: oversubscription thrashes)."""
     import torch
 
-    wanted = int(os.environ.get("SYNTHKD_THREADS") or available_cpus())
+    wanted = available_cpus()
     if torch.get_num_threads() != wanted:
-        torch.set_num_threads(max(1, wanted))
+        torch.set_num_threads(wanted)
     return torch.get_num_threads()
+
+
+def _pooled_module(model):
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, encoder) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    return MeanPooled(model).eval()
+
+
+def onnx_int8_model(model_dir: Path, tokenizer, model) -> Path:
+    """The cached int8 ONNX export of `model_dir` (made once, atomically)."""
+    weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    stamp = [str(model_dir.resolve()), _EXPORT_VERSION]
+    stamp += [f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights]
+    key = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
+    target = cache_dir() / "critic-encoders" / f"{model_dir.name}-{key}.int8.onnx"
+    if target.is_file():
+        return target
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    example = tokenizer(
+        ["a short example", "a slightly longer example"], padding=True, return_tensors="pt"
+    )
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sequence = torch.export.Dim("sequence", min=1, max=512)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _pooled_module(model),
+                (example["input_ids"], example["attention_mask"]),
+                str(fp32),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["sentence_embedding"],
+                dynamic_shapes={
+                    "input_ids": {0: batch, 1: sequence},
+                    "attention_mask": {0: batch, 1: sequence},
+                },
+                external_data=False,
+                dynamo=True,
+                verbose=False,
+            )
+        quantized = Path(tmp) / "model.int8.onnx"
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic warns through the root logger
+        try:
+            quantize_dynamic(
+                str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True
+            )
+        finally:
+            root.setLevel(level)
+        os.replace(quantized, target)  # concurrent exporters: the last complete file wins
+    return target
 
 
 class SentenceEncoder:
@@ -44,27 +131,71 @@ class SentenceEncoder:
         self,
         model_dir: str | Path | None = None,
         *,
+        backend: str = DEFAULT_BACKEND,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
+        if backend not in BACKENDS:
+            raise SynthkdError(
+                f"unknown encoder backend {backend!r}; expected {', '.join(BACKENDS)}"
+            )
         path = Path(model_dir) if model_dir is not None else minilm_dir()
         if not (path / "config.json").exists():
             raise SynthkdError(f"encoder model directory has no config.json: {path}")
-        configure_torch_threads()
         self.model_dir = path
+        self.backend = backend
         self.batch_size = batch_size
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.dim = int(self.model.config.hidden_size)
-        self._torch = torch
+        self._model = None
+        self._session = None
+        if backend == "torch":
+            self._model = self._torch_model()
+        else:
+            self._session = self._onnx_session()
 
-    @property
-    def name(self) -> str:
-        return self.model_dir.name if self.model_dir != minilm_dir() else "all-MiniLM-L6-v2"
+    def _torch_model(self):
+        from transformers import AutoModel
+
+        configure_torch_threads()
+        model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+        return _pooled_module(model)
+
+    def _onnx_session(self):
+        import onnxruntime as ort
+
+        model_file = onnx_int8_model(self.model_dir, self.tokenizer, self._torch_model().encoder)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = available_cpus()
+        options.log_severity_level = 3
+        # no busy-waiting between ops: on a shared machine spinning threads burn the CPU
+        # other processes (and this one's tokenizer) need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._session is not None:
+            encoded = self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
+            feeds = {
+                "input_ids": encoded["input_ids"].astype(np.int64),
+                "attention_mask": encoded["attention_mask"].astype(np.int64),
+            }
+            return self._session.run(None, feeds)[0]
+        import torch
+
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            return self._model(encoded["input_ids"], encoded["attention_mask"]).float().numpy()
 
     def encode(
         self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None
@@ -75,24 +206,16 @@ class SentenceEncoder:
         """
         unique = list(dict.fromkeys(texts))
         order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-        vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
-        torch = self._torch
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                encoded = self.tokenizer(
-                    [unique[i] for i in batch],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**encoded).last_hidden_state
-                mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                vectors[batch] = pooled.numpy()
-                if on_batch is not None:
-                    on_batch(len(batch))
+        vectors: np.ndarray | None = None
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            embedded = self._embed([unique[i] for i in batch])
+            if vectors is None:
+                vectors = np.zeros((len(unique), embedded.shape[1]), dtype=np.float32)
+            vectors[batch] = embedded
+            if on_batch is not None:
+                on_batch(len(batch))
+        if vectors is None:
+            return np.zeros((0, 0), dtype=np.float32)
         position = {text: i for i, text in enumerate(unique)}
         return vectors[[position[t] for t in texts]]

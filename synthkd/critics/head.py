@@ -72,7 +72,9 @@ class LogisticHead:
     """Which `pair_features` the weights expect."""
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, seed: int = 0, view: str = "interaction") -> LogisticHead:
+    def fit(
+        cls, X: np.ndarray, y: np.ndarray, seed: int = 0, view: str = "interaction"
+    ) -> LogisticHead:
         scaler = StandardScaler().fit(X)
         model = _calibrated(y, seed).fit(scaler.transform(X), y)
         folds = model.calibrated_classifiers_

@@ -106,6 +106,8 @@ async def judge_labels_async(
     return result
 
 
-def judge_labels(teacher: Any, rows: Any, make_request: Callable[[str], Any], **kwargs: Any) -> LabelSet:
+def judge_labels(
+    teacher: Any, rows: Any, make_request: Callable[[str], Any], **kwargs: Any
+) -> LabelSet:
     """Synchronous `judge_labels_async` for code that is not already in an event loop."""
     return asyncio.run(judge_labels_async(teacher, rows, make_request, **kwargs))

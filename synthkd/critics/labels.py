@@ -275,7 +275,10 @@ def seeds_from_file(
                     {
                         "document_id": str(entry.get("document_id") or f"seed-{path.stem}"),
                         "chunk_id": str(entry.get("chunk_id") or f"seed-{number}"),
-                        **{k: (triple or {}).get(k) for k in ("subject", "predicate", "object", "quote")},
+                        **{
+                            k: (triple or {}).get(k)
+                            for k in ("subject", "predicate", "object", "quote")
+                        },
                     }
                 )
         else:

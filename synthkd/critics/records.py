@@ -49,6 +49,9 @@ def kind_of(rows: list[Row], kind: str | None = None) -> str:
     if kind is not None:
         if kind not in KINDS:
             raise SynthkdError(f"unknown record kind {kind!r}; expected one of {', '.join(KINDS)}")
+        other = next((row["kind"] for row in rows if row.get("kind") not in (None, kind)), None)
+        if other is not None:
+            raise SynthkdError(f"expected {kind} records, got a {other} record")
         return kind
     kinds = {row.get("kind") for row in rows if row.get("kind")}
     if len(kinds) > 1:
@@ -89,7 +92,9 @@ def pair_of(row: Row, kind: str) -> tuple[str, str]:
     if kind == "labelled":
         return row.get("text") or "", f"this is about {_label_words(row.get('label') or '')}"
     if kind == "commonsense":
-        return row.get("head") or "", f"{relation_phrase(row.get('relation') or '')} {row.get('tail') or ''}"
+        return row.get(
+            "head"
+        ) or "", f"{relation_phrase(row.get('relation') or '')} {row.get('tail') or ''}"
     triple = f"{row.get('subject') or ''} {row.get('predicate') or ''} {row.get('object') or ''}"
     return row.get("quote") or "", triple
 
@@ -115,7 +120,9 @@ def dedup_text(row: Row, kind: str) -> str:
         return row.get("text") or ""
     if kind == "commonsense":
         return f"{row.get('head')} {row.get('relation')} {row.get('tail')}"
-    return f"{row.get('document_id')} {row.get('subject')} {row.get('predicate')} {row.get('object')}"
+    return (
+        f"{row.get('document_id')} {row.get('subject')} {row.get('predicate')} {row.get('object')}"
+    )
 
 
 def normalise(text: str) -> str:

@@ -20,7 +20,7 @@ from synthkd.critics.card import write_card
 from synthkd.critics.config import CriticConfig
 from synthkd.critics.critic import Critic
 from synthkd.critics.curve import choose_threshold, evaluate, plot_precision_yield
-from synthkd.critics.encoder import SentenceEncoder
+from synthkd.critics.encoder import DEFAULT_BACKEND, SentenceEncoder
 from synthkd.critics.head import VIEWS, LogisticHead, out_of_fold, pair_features
 from synthkd.critics.labels import SOURCES, CriticLabel, LabelSet
 from synthkd.critics.progress import progress_bar
@@ -77,6 +77,7 @@ def train_critic(
     method: str = "auto",
     seed: int = 0,
     encoder_dir: str | Path | None = None,
+    encoder_backend: str = DEFAULT_BACKEND,
     progress: bool = False,
     lora_steps: int | None = None,
 ) -> Critic:
@@ -85,6 +86,7 @@ def train_critic(
     `method`: "logistic" (frozen MiniLM embeddings, calibrated logistic head), "lora"
     (MiniLM cross-encoder fine-tuned with LoRA for `lora_steps` optimizer steps, default
     3 epochs and at least 200), or "auto" (lora from LORA_MIN_LABELS labels on).
+    `encoder_backend`: "onnx-int8" (default, fast on CPU) or "torch" (fp32) embeddings.
     Labels are checked before anything is written; the directory appears complete or
     not at all (it is built beside `out_dir` and moved into place).
     """
@@ -105,8 +107,9 @@ def train_critic(
 
     critic = Critic(kind=kind, method=method, threshold=0.5, target_precision=0.0, version="")
     critic.encoder_dir = enc_dir
+    critic.encoder_backend = encoder_backend
     if method == "logistic":
-        encoder = SentenceEncoder(enc_dir)
+        encoder = SentenceEncoder(enc_dir, backend=encoder_backend)
         critic._encoder = encoder
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
         with progress_bar("embedding labelled records", len(set(texts)), progress) as advance:
@@ -193,7 +196,11 @@ def _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selec
             ),
             staging / "labels.parquet",
         )
-        selection = "cross-validated training labels" if critic.method == "logistic" else "calibration split"
+        selection = (
+            "cross-validated training labels"
+            if critic.method == "logistic"
+            else "calibration split"
+        )
         plot_precision_yield(
             staging / "precision_yield.png",
             {selection: (selection_scores, selection_y), "held-out split": (held_scores, y[held])},

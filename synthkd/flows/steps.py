@@ -191,9 +191,11 @@ def filter_round(ctx: RunContext, round: int) -> dict:
     fresh = [row for row in result.rejects if row["id"] not in known]
     if fresh:  # rejects first, then delete: a kill in between repeats harmlessly
         rejects.append(fresh, f"filter {recipe.name} round {round}", {"round": round})
-    if result.rejects:
+    kept_ids = {row["id"] for row in result.kept}
+    dropped = [i for i in this_round["id"].to_pylist() if i not in kept_ids]
+    if dropped:
         corpus.delete(
-            [row["id"] for row in result.rejects],
+            dropped,
             f"filter {recipe.name} round {round}",
             {"round": round, "stage": "filter"},
         )

@@ -115,7 +115,12 @@ def default_wanted(task: GenerationTask | AnnotateTask, n: int | None) -> dict[s
     """Records wanted per group: `n`, or the task's own per-round setting."""
     config = task.config
     if n is None:
-        n = getattr(config, "per_label", None) or getattr(config, "per_relation", None) or 30
+        n = (
+            getattr(config, "per_label", None)
+            or getattr(config, "per_relation", None)
+            or getattr(config, "per_document", None)
+            or 30
+        )
     return {group: n for group in task.groups}
 
 
@@ -156,10 +161,7 @@ async def generate(
 
 
 def _slots(teachers: Teacher | Sequence[TeacherSlot]) -> list[TeacherSlot]:
-    if isinstance(teachers, Sequence):
-        slots = list(teachers)
-    else:
-        slots = [TeacherSlot(teachers)]
+    slots = list(teachers) if isinstance(teachers, Sequence) else [TeacherSlot(teachers)]
     if not slots or any(s.weight <= 0 for s in slots):
         raise SynthkdError("a teacher mix needs at least one teacher with a positive weight")
     return slots
@@ -355,7 +357,10 @@ class _Run:
             texts = [task.prepared(item.text) for item, _, _ in batch]
             distributions = await teacher.label_distribution(header, texts, choices, suffix)
             for (item, request, key), dist in zip(batch, distributions, strict=True):
-                by_label = {label: dist.get(choice, 0.0) for label, choice in zip(labels, choices)}
+                by_label = {
+                    label: dist.get(choice, 0.0)
+                    for label, choice in zip(labels, choices, strict=True)
+                }
                 item.distribution = normalised(by_label, labels)
                 raw = raw_text(item.distribution)
                 lineage = self._annotate_lineage(request, raw, key, teacher, template_hash, labels)
@@ -400,7 +405,7 @@ class _Run:
         self.report.seconds = time.perf_counter() - self.started
         self.report.per_group = dict(self.per_group)
         total = Usage()
-        for slot, before in zip(self.slots, self.usage_before):
+        for slot, before in zip(self.slots, self.usage_before, strict=True):
             now = slot.teacher.usage
             for name in (
                 "requests",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,35 @@ class _LogitsOnly(torch.nn.Module):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export_onnx(student: Any, target: Path, *, quantize: bool) -> dict[str, Any]:
-    """Write `model.onnx` (int8 weights when `quantize`) and the tokenizer into `target`."""
+def export_onnx(
+    student: Any, target: Path, *, quantize: bool, fp32_export: Path | None = None
+) -> dict[str, Any]:
+    """Write `model.onnx` (int8 weights when `quantize`) and the tokenizer into `target`.
+
+    `fp32_export`: this student's ONNX export, if one exists; quantizing it skips a second
+    (slow) graph export.
+    """
+    fp32 = target / ("model.fp32.onnx" if quantize else MODEL_FILE)
+    if quantize and fp32_export is not None:
+        shutil.copyfile(fp32_export, fp32)
+    else:
+        _export_graph(student, fp32)
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root = logging.getLogger()  # quantize_dynamic advises via the root logger
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        fp32.unlink()
+    student.tokenizer.save_pretrained(target)
+    return {"bytes": (target / MODEL_FILE).stat().st_size}
+
+
+def _export_graph(student: Any, path: Path) -> None:
     example = student.tokenizer(
         ["a short example", "a slightly longer example sentence"],
         padding=True,
@@ -44,7 +72,6 @@ def export_onnx(student: Any, target: Path, *, quantize: bool) -> dict[str, Any]
     )
     batch = torch.export.Dim("batch", min=1, max=4096)
     sequence = torch.export.Dim("sequence", min=1, max=student.max_length)
-    fp32 = target / ("model.fp32.onnx" if quantize else MODEL_FILE)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with (
         warnings.catch_warnings(),
@@ -55,7 +82,7 @@ def export_onnx(student: Any, target: Path, *, quantize: bool) -> dict[str, Any]
         torch.onnx.export(
             _LogitsOnly(student.model).eval(),
             (example["input_ids"], example["attention_mask"]),
-            str(fp32),
+            str(path),
             input_names=["input_ids", "attention_mask"],
             output_names=["logits"],
             dynamic_shapes={
@@ -66,14 +93,6 @@ def export_onnx(student: Any, target: Path, *, quantize: bool) -> dict[str, Any]
             dynamo=True,
             verbose=False,
         )
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic warns via the root logger
-        quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
-        fp32.unlink()
-    student.tokenizer.save_pretrained(target)
-    return {"bytes": (target / MODEL_FILE).stat().st_size}
 
 
 class OnnxStudent:

@@ -314,7 +314,7 @@ def train_generative(
             "layout": layout,
             "labels": [],
             "base_model": config.base_model,
-            "base_model_name": None if config.base_model else SMOLLM2_MODEL_NAME,
+            "base_model_name": None if config.base_model else f"{SMOLLM2_MODEL_NAME} (GGUF)",
             "config": config.to_dict(),
             "created_at": now_utc(),
             "train_examples": sum(len(e.targets) for e in train_ex),

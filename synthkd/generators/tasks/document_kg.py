@@ -43,6 +43,9 @@ class DocumentKGTaskConfig:
     """JSONL of few-shot examples: {text, entities, triples: [{subject, predicate, object, quote}]}."""
     chunk_tokens: int = 160
     """Token budget of one chunk (words and punctuation marks)."""
+    per_document: int = 10
+    """Triples wanted per document per round; while a document has fewer, its chunks are
+    sampled once more (at most one extra pass)."""
     max_entities: int = 12
     """Entities kept per chunk."""
     samples_per_chunk: int = 2
@@ -53,6 +56,7 @@ class DocumentKGTaskConfig:
 
 
 _MAX_PREDICATE_WORDS = 6
+_MAX_ENTITY_WORDS = 6
 _SHOTS = 2
 _FACT = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*(.+)$")
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d "
@@ -98,6 +102,8 @@ class DocumentKGTask(GenerationTask):
     def plan(
         self, round: int, focus: Focus | None, wanted: dict[str, int], attempt: int = 0
     ) -> list[Intent]:
+        if attempt > 1:
+            return []  # a weak teacher rarely grounds a fact: two passes, not endless ones
         intents = []
         for document_id, chunks in self.chunks.items():
             if wanted.get(document_id, 0) <= 0:
@@ -260,8 +266,9 @@ class DocumentKGTask(GenerationTask):
         }
         if not subject or not predicate or not obj or not quote:
             return content, "incomplete_triple"
-        canonical_subject, canonical_object = index.lookup(subject), index.lookup(obj)
-        if canonical_subject not in allowed or canonical_object not in allowed:
+        canonical_subject = _entity(subject, index, allowed, chunk)
+        canonical_object = _entity(obj, index, allowed, chunk)
+        if canonical_subject is None or canonical_object is None:
             return content, "unknown_entity"
         if canonical_subject == canonical_object:
             return content, "self_loop"
@@ -269,10 +276,27 @@ class DocumentKGTask(GenerationTask):
             return content, "predicate_too_long"
         if len(quote) < self.config.min_quote_chars or not quote_in(quote, chunk):
             return content, "unsupported_quote"
+        if not (_mentioned(subject, quote) or _mentioned(obj, quote)):
+            return content, "quote_misses_entities"
         content.update(
             subject=canonical_subject, object=canonical_object, predicate=predicate.lower()
         )
         return content, None
+
+
+def _entity(name: str, index: EntityIndex, allowed: set[str], chunk: str) -> str | None:
+    """The canonical entity a triple names: one listed for the chunk, or a name the chunk
+    itself mentions (the entity list of a small teacher misses some); never an invented one."""
+    canonical = index.lookup(name)
+    if canonical in allowed:
+        return canonical
+    words = name.split()
+    looks_like_a_name = 0 < len(words) <= _MAX_ENTITY_WORDS and (
+        name[0].isupper() or name[0].isdigit()
+    )
+    if looks_like_a_name and _mentioned(name, chunk):
+        return index.add(name)
+    return None
 
 
 def _fact_line(line: str) -> dict[str, str] | str:
@@ -280,7 +304,7 @@ def _fact_line(line: str) -> dict[str, str] | str:
     parts = [p.strip() for p in match.group(1).split("|", 3)] if match else []
     if len(parts) != 4:
         return ""
-    return dict(zip(("subject", "predicate", "object", "quote"), parts))
+    return dict(zip(("subject", "predicate", "object", "quote"), parts, strict=True))
 
 
 def _mentioned(name: str, chunk: str) -> bool:

@@ -35,18 +35,19 @@ def chunk_document(document_id: str, text: str, budget: int) -> list[Chunk]:
             pieces.append(paragraph)
         else:
             pieces.extend(s for s in _SENTENCE_END.split(paragraph) if s.strip())
+    # paragraphs stay on their own lines: a title must not run into the next sentence
     chunks: list[str] = []
     current: list[str] = []
     size = 0
     for piece in pieces:
         tokens = count_tokens(piece)
         if current and size + tokens > budget:
-            chunks.append(" ".join(current))
+            chunks.append("\n".join(current))
             current, size = [], 0
         current.append(piece)
         size += tokens
     if current:
-        chunks.append(" ".join(current))
+        chunks.append("\n".join(current))
     return [Chunk(document_id, f"{document_id}#{i}", body) for i, body in enumerate(chunks)]
 
 

@@ -109,7 +109,11 @@ class LabelledTask(GenerationTask):
             raise SynthkdError(
                 f"seeds file {config.seeds}: label {unknown[0]!r} is not one of the recipe's labels"
             )
-        self.shots = [self._shot(text, label) for text, label in zip(texts, labels) if text.strip()]
+        self.shots = [
+            self._shot(text, label)
+            for text, label in zip(texts, labels, strict=True)
+            if text.strip()
+        ]
         if not self.shots and config.shots > 0:
             raise SynthkdError(f"seeds file {config.seeds}: no examples")
 

@@ -123,9 +123,18 @@ class ResponseCache:
         if not self._pending:
             return
         rows = [(key, *values) for key, values in self._pending.items()]
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except (sqlite3.Error, UnicodeError) as exc:
+            # a failed batch must not leave its transaction open (every later flush would
+            # fail on it); and a cache that cannot keep answers would have them paid twice
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise SynthkdError(
+                f"cannot write the teacher response cache {self.path}: {' '.join(str(exc).split())}"
+            ) from None
         self._pending.clear()
 
 

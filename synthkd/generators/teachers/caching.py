@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """The text with lone surrogates (JSON `\\ud800` escapes) replaced by U+FFFD: they are
+    not Unicode, and UTF-8 stores (SQLite, Parquet) refuse them mid-run."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass
@@ -85,6 +95,9 @@ class CachingTeacher:
         self.usage = Usage()
         self._cache = ResponseCache(self.config.cache_path) if self.config.cache else None
         self._progress: ProgressCallback | None = None
+        self.answered = 0
+        """Samples the teacher answered (finished or truncated) since this instance was made;
+        cache hits not included. What an error message says was done before a failure."""
 
     async def generate(
         self, requests: list[TeacherRequest], *, progress: ProgressCallback | None = None
@@ -140,9 +153,10 @@ class CachingTeacher:
             job.response.errors.append(SampleError(job.index, error, job.key))
             self.usage.failures += 1
         else:
+            self.answered += 1
             completion = Completion(
                 index=job.index,
-                text=text or "",
+                text=valid_unicode(text or ""),
                 finish_reason=finish_reason,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,

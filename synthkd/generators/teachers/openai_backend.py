@@ -42,11 +42,16 @@ _RETRYABLE_STATUS = {408, 409, 425, 429}
 
 
 class _Retryable(Exception):
-    """A transient failure worth another attempt; `delay` is the server's Retry-After."""
+    """A transient failure worth another attempt; `delay` is the server's Retry-After.
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
+    `unreachable` marks failures that never got an HTTP answer (refused, reset, timed
+    out): when a sample runs out of retries on one, the teacher may be gone altogether.
+    """
+
+    def __init__(self, reason: str, delay: float | None = None, unreachable: bool = False):
         super().__init__(reason)
         self.delay = delay
+        self.unreachable = unreachable
 
 
 @dataclass
@@ -94,9 +99,12 @@ class OpenAITeacher(CachingTeacher):
         urls = cfg.base_urls or (OPENAI_URL,)
         api_key = _api_key(cfg.api_key_env, hosted=OPENAI_URL in urls)
         self._key_env = cfg.api_key_env or "OPENAI_API_KEY"
+        self._secret = api_key if len(api_key) >= 8 else None
         self._replicas = [_Replica(url, api_key, cfg.timeout_s) for url in urls]
         self._pacing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._checked = False
+        self._failed_in_row = 0
+        """Samples that ran out of retries since the last good answer (see _give_up)."""
 
     def _pace(self) -> _Pacing:
         loop = asyncio.get_running_loop()
@@ -142,7 +150,7 @@ class OpenAITeacher(CachingTeacher):
                 await asyncio.sleep(0.2)
             except ValueError:
                 return  # answered, though not with a models list
-        cause = _cause(last)
+        cause = self._redact(_cause(last))
         raise SynthkdError(f"teacher base_url {replica.url} is unreachable ({cause})") from None
 
     # --- sampling --------------------------------------------------------------------
@@ -192,8 +200,10 @@ class OpenAITeacher(CachingTeacher):
         try:
             text, reason, usage = await self._with_retries(call, estimate)
         except _Failed as exc:
+            await self._give_up(exc)
             job.finish(error=str(exc))
             return
+        self._failed_in_row = 0
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
         completion_tokens = getattr(usage, "completion_tokens", 0) or 0
         if reason == "content_filter":
@@ -210,10 +220,57 @@ class OpenAITeacher(CachingTeacher):
             completion_tokens=completion_tokens,
         )
 
+    async def _give_up(self, failure: _Failed) -> None:
+        """A sample ran out of retries: its own bad luck, or a teacher that is gone?
+
+        Gone means no replica answers at all (probed like `check`), or the last
+        `_gone_after()` samples in a row ran out of retries. Then the run stops with one
+        line instead of writing every remaining sample off as a teacher error: samples
+        never answered are not done, and a rerun asks them. A refusal (HTTP 400 for a
+        prompt too long...) is a verdict on its sample, not on the teacher.
+        """
+        if not failure.exhausted:
+            return
+        self._failed_in_row += 1
+        gone: str | None = None
+        if failure.unreachable:
+            alive = await asyncio.gather(
+                *(self._reachable(r) for r in self._replicas), return_exceptions=True
+            )
+            if not any(a is True for a in alive):
+                gone = f"went away: {', '.join(self.base_urls)} no longer answers ({failure})"
+        if gone is None and self._failed_in_row >= self._gone_after():
+            gone = (
+                f"keeps failing: the last {self._failed_in_row} samples in a row failed "
+                f"(last: {failure})"
+            )
+        if gone is not None:
+            raise SynthkdError(
+                f"teacher {self.backend}:{self.model} {gone}; {self.answered} samples were "
+                "answered before that (kept in the response cache: rerun to resume)"
+            )
+
+    def _gone_after(self) -> int:
+        return max(8, 2 * self.config.concurrency)
+
+    async def _reachable(self, replica: _Replica) -> bool:
+        """True when the replica answers HTTP at all (any status counts as alive)."""
+        for attempt in range(3):
+            try:
+                await replica.client.models.list(timeout=min(self.config.timeout_s, 10))
+                return True
+            except openai.APIStatusError:
+                return True
+            except (openai.APIConnectionError, openai.APITimeoutError):
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except ValueError:
+                return True
+        return False
+
     async def _with_retries(self, call, estimate: int):
         """Run `call(replica)` under the limits, retrying transient failures with backoff."""
         cfg = self.config
-        reason = ""
+        reason, unreachable = "", False
         for attempt in range(cfg.max_retries + 1):
             if attempt:
                 self.usage.retries += 1
@@ -221,12 +278,16 @@ class OpenAITeacher(CachingTeacher):
             try:
                 return await self._attempt(call, estimate)
             except _Retryable as exc:
-                reason, delay = str(exc), exc.delay
+                reason, delay, unreachable = str(exc), exc.delay, exc.unreachable
             if attempt == cfg.max_retries:
                 break
             backoff = random.uniform(0, min(cfg.backoff_max_s, cfg.backoff_base_s * 2**attempt))
             await asyncio.sleep(min(cfg.backoff_max_s, delay) if delay is not None else backoff)
-        raise _Failed(f"gave up after {cfg.max_retries + 1} attempts: {reason}")
+        raise _Failed(
+            f"gave up after {cfg.max_retries + 1} attempts: {reason}",
+            unreachable=unreachable,
+            exhausted=True,
+        )
 
     async def _attempt(self, call, estimate: int):
         pacing = self._pace()
@@ -242,10 +303,13 @@ class OpenAITeacher(CachingTeacher):
                 return await call(replica)
             except openai.APITimeoutError:
                 raise _Retryable(
-                    f"timed out after {self.config.timeout_s:g}s ({replica.url})"
+                    f"timed out after {self.config.timeout_s:g}s ({replica.url})", unreachable=True
                 ) from None
             except openai.APIConnectionError as exc:
-                raise _Retryable(f"connection failed ({replica.url}): {_cause(exc)}") from None
+                raise _Retryable(
+                    f"connection failed ({replica.url}): {self._redact(_cause(exc))}",
+                    unreachable=True,
+                ) from None
             except openai.AuthenticationError as exc:
                 raise SynthkdError(
                     f"the teacher at {replica.url} refused the API key from {self._key_env}"
@@ -260,12 +324,19 @@ class OpenAITeacher(CachingTeacher):
                 if status == 429 or status >= 500 or status in _RETRYABLE_STATUS:
                     delay = _retry_after(exc) if status == 429 else None
                     raise _Retryable(f"HTTP {status} from {replica.url}", delay) from None
-                raise _Failed(f"HTTP {status} from {replica.url}: {_short(exc)}") from None
+                detail = self._redact(_short(exc))
+                raise _Failed(f"HTTP {status} from {replica.url}: {detail}") from None
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
                 # a 200 whose body is not the JSON it claims (openai raises while parsing)
-                raise _Retryable(f"malformed body from {replica.url}: {_short(exc)}") from None
+                detail = self._redact(_short(exc))
+                raise _Retryable(f"malformed body from {replica.url}: {detail}") from None
             finally:
                 replica.in_flight -= 1
+
+    def _redact(self, text: str) -> str:
+        """Error text with the API key blanked: servers and proxies may echo it back, and
+        error text goes into rejects, logs and messages."""
+        return text.replace(self._secret, "***") if self._secret else text
 
     # --- the teacher as a classifier -------------------------------------------------------
     async def _label_distribution(
@@ -317,6 +388,13 @@ class OpenAITeacher(CachingTeacher):
 
 class _Failed(Exception):
     """A sample that will not succeed (retries exhausted, or a non-retryable status)."""
+
+    def __init__(self, reason: str, unreachable: bool = False, exhausted: bool = False):
+        super().__init__(reason)
+        self.unreachable = unreachable
+        """The last attempt got no HTTP answer at all."""
+        self.exhausted = exhausted
+        """Every retry was spent on transient failures (not a refusal of this sample)."""
 
 
 def _api_key(env: str | None, *, hosted: bool) -> str:
