@@ -56,17 +56,19 @@ def news() -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def two_sentence_records(count: int) -> list[dict]:
-    """`count` distinct two-sentence stories (pairs of fixture leads), like teacher output."""
+def story_records(count: int) -> list[dict]:
+    """`count` distinct two- and three-sentence stories made of fixture leads (like the
+    recipes' "two sentences" / "three sentences" lengths)."""
     items = news()
     rng = np.random.default_rng(0)
     rows, seen = [], set()
     while len(rows) < count:
-        a, b = rng.integers(len(items), size=2)
-        if a == b or (a, b) in seen:
+        picks = tuple(int(i) for i in rng.choice(len(items), size=2 + len(rows) % 2, replace=False))
+        if picks in seen:
             continue
-        seen.add((a, b))
-        rows.append({"text": f"{items[a]['text']} {items[b]['text']}", "label": items[a]["label"]})
+        seen.add(picks)
+        text = " ".join(items[i]["text"] for i in picks)
+        rows.append({"text": text, "label": items[picks[0]]["label"]})
     return rows
 
 
@@ -93,7 +95,7 @@ def bench_scoring(count: int) -> dict:
     seeds = [{"text": item["text"], "label": item["label"]} for item in items]
     with tempfile.TemporaryDirectory() as tmp:
         critic = train_critic(auto_labels(seeds), CriticConfig(), Path(tmp) / "critic")
-    rows = two_sentence_records(count)
+    rows = story_records(count)
     critic.score(rows[:64])  # load the encoder and warm up before timing
     start = time.perf_counter()
     cpu = time.process_time()

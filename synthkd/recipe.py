@@ -42,7 +42,10 @@ class SamplingSection(_Section):
     temperature: float = Field(0.9, ge=0, le=2, description="Softmax temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
     max_tokens: int | None = Field(
-        None, ge=1, description="Completion budget; None lets each task stage choose its own."
+        None,
+        ge=1,
+        le=32768,
+        description="Completion budget; None lets each task stage choose its own.",
     )
     seed: int | None = Field(0, description="Base seed; sample i of a request uses seed + i.")
 
@@ -57,10 +60,10 @@ class TeacherSection(_Section):
     weight: float = Field(1.0, gt=0, description="Share of requests in a mix of teachers.")
     base_urls: list[str] | None = Field(None, description="Replicas of an OpenAI-compatible API.")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
-    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    concurrency: int = Field(4, ge=1, le=1024, description="Requests in flight at once.")
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
-    max_retries: int = Field(3, ge=0)
+    max_retries: int = Field(3, ge=0, le=100)
     timeout_s: float = Field(120.0, gt=0)
     prompt_style: Literal["auto", "completion", "chat"] = Field(
         "auto",
@@ -110,9 +113,11 @@ class LabelledTaskSection(_Section):
     label_column: str = "label"
     styles: list[str] = Field(default_factory=list, description="Diversity axis: writing styles.")
     lengths: list[str] = Field(default_factory=list, description="Diversity axis: lengths.")
-    per_label: int = Field(50, ge=1, description="Records asked for per label per round.")
-    shots: int = Field(4, ge=0, description="Few-shot examples per prompt (rotating).")
-    samples_per_prompt: int = Field(4, ge=1, description="Samples drawn from one prompt.")
+    per_label: int = Field(
+        50, ge=1, le=100_000, description="Records asked for per label per round."
+    )
+    shots: int = Field(4, ge=0, le=64, description="Few-shot examples per prompt (rotating).")
+    samples_per_prompt: int = Field(4, ge=1, le=64, description="Samples drawn from one prompt.")
     item_name: str = Field("Story", description="What one example is called in the prompts.")
     label_name: str = Field("Section", description="What the label is called in the prompts.")
     document_title: str = Field("Latest stories", description="First line of base-model prompts.")
@@ -133,10 +138,14 @@ class CommonsenseTaskSection(_Section):
         min_length=1,
         description="Relation name -> natural-language template, e.g. 'As a result, PersonX'.",
     )
-    per_relation: int = Field(20, ge=1, description="Triples asked for per relation per round.")
-    tails_per_event: int = Field(2, ge=1, description="Tails sampled per (event, relation).")
-    event_shots: int = Field(10, ge=1, description="Seed events shown when writing new ones.")
-    tail_shots: int = Field(6, ge=1, description="Gold triples shown per relation.")
+    per_relation: int = Field(
+        20, ge=1, le=100_000, description="Triples asked for per relation per round."
+    )
+    tails_per_event: int = Field(2, ge=1, le=64, description="Tails sampled per (event, relation).")
+    event_shots: int = Field(
+        10, ge=1, le=100, description="Seed events shown when writing new ones."
+    )
+    tail_shots: int = Field(6, ge=1, le=100, description="Gold triples shown per relation.")
 
 
 class DocumentKGTaskSection(_Section):
@@ -145,10 +154,12 @@ class DocumentKGTaskSection(_Section):
     kind: Literal["document_kg"]
     documents: str = Field(description="Glob of plain-text documents, relative to the recipe.")
     seed_kg: str | None = Field(None, description="JSONL of few-shot {text, entities, triples}.")
-    chunk_tokens: int = Field(160, ge=20, description="Token budget of one chunk.")
-    per_document: int = Field(10, ge=1, description="Triples wanted per document per round.")
-    max_entities: int = Field(12, ge=2, description="Entities kept per chunk.")
-    samples_per_chunk: int = Field(2, ge=1, description="Triple samples per chunk.")
+    chunk_tokens: int = Field(160, ge=20, le=100_000, description="Token budget of one chunk.")
+    per_document: int = Field(
+        10, ge=1, le=100_000, description="Triples wanted per document per round."
+    )
+    max_entities: int = Field(12, ge=2, le=200, description="Entities kept per chunk.")
+    samples_per_chunk: int = Field(2, ge=1, le=64, description="Triple samples per chunk.")
     min_quote_chars: int = Field(12, ge=1, description="Shorter quotes support nothing.")
 
 
@@ -162,7 +173,7 @@ class AnnotateTaskSection(_Section):
     shots_file: str | None = Field(
         None, description="JSONL/CSV of labelled examples for the header."
     )
-    shots: int = Field(2, ge=0, description="Examples per label in the few-shot header.")
+    shots: int = Field(2, ge=0, le=64, description="Examples per label in the few-shot header.")
     label_column: str = Field("label", description="Label column of shots_file.")
 
     _labels_shorthand = field_validator("labels", mode="before")(_label_dict)
@@ -179,8 +190,8 @@ TaskSection = Annotated[
 
 class CriticSection(_Section):
     target_precision: float = Field(0.9, gt=0, le=1)
-    min_chars: int = Field(20, ge=0)
-    max_chars: int = Field(1500, ge=1)
+    min_chars: int = Field(20, ge=0, le=1_000_000)
+    max_chars: int = Field(1500, ge=1, le=10_000_000)
     forbid_label_word: bool = False
     banned_patterns: list[str] = Field(default_factory=list)
     near_duplicate_threshold: float = Field(0.85, gt=0, le=1, description="MinHash Jaccard.")
@@ -194,22 +205,22 @@ class CriticSection(_Section):
 class StudentSection(_Section):
     kind: Literal["minilm", "linear", "generative"] = "minilm"
     base_model: str | None = None
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
+    lora_r: int = Field(8, ge=1, le=1024)
+    lora_alpha: int = Field(16, ge=1, le=4096)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
     target_modules: list[str] | None = None
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(4, ge=1, le=1000)
     learning_rate: float = Field(5e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
-    max_length: int = Field(128, ge=8)
+    batch_size: int = Field(16, ge=1, le=65536)
+    max_length: int = Field(128, ge=8, le=8192)
     seed: int = 0
     early_stopping_patience: int = Field(2, ge=0)
     use_soft_labels: bool = True
 
 
 class LoopSection(_Section):
-    rounds: int = Field(3, ge=1)
-    patience: int = Field(1, ge=0)
+    rounds: int = Field(3, ge=1, le=1000)
+    patience: int = Field(1, ge=0, le=1000)
     epsilon: float = Field(0.005, ge=0)
     token_budget: int | None = Field(None, ge=1)
 
@@ -343,8 +354,9 @@ def _check_duplicate_keys(node: yaml.Node, where: str) -> None:
 
 
 def _compose(text: str, where: str) -> tuple[yaml.Node, Any]:
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise SynthkdError(f"{where}:1: the recipe is empty")
@@ -355,10 +367,17 @@ def _compose(text: str, where: str) -> tuple[yaml.Node, Any]:
         line = mark.line + 1 if mark else 1
         problem = " ".join(str(exc.problem or exc).split())
         raise SynthkdError(f"{where}:{line}: not valid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise SynthkdError(
+            f"{where}:{line}: not valid YAML: character {char!r} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         raise SynthkdError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise SynthkdError(f"{where}:1: a recipe is a YAML mapping (name:, task:, teacher: ...)")
     return node, data

@@ -120,17 +120,16 @@ def test_huge_hostile_and_odd_but_readable_documents_each_end_as_rows(tmp_path, 
         "injection.txt": INJECTION.encode(),
         # one "sentence" far beyond the chunk budget and the teacher's context window
         "oversized.txt": ("Velm " + "harbour " * 60_000 + "Quill").encode(),
-        "control.txt": b"Ada\x00 Quill founded the Velm\x07 Harbour Board in 1850.\x1b",
+        "control.txt": b"Ada\x0b Quill founded the Velm\x07 Harbour Board in 1850.\x1b",
         "bom.txt": "\ufeffThe River Tessel flows past Aldery into the North Sea.".encode(),
     }
     write_documents(tmp_path / "docs", documents)
     records, rejected = run_generation(tmp_path, server.base_url, tmp_path / "docs")
     found = rows_by_document(records, rejected)
-    # (a teacher-error reject does not say its document yet: see the xfail test below)
-    assert set(found) - {None} == {Path(name).stem for name in documents} - {"oversized"}
+    assert set(found) == {Path(name).stem for name in documents}
     assert all(row["reason"].strip() for row in rejected)
     assert found["normal"]["records"] and found["injection"]["records"]
-    too_long = [r for r in rejected if "context length" in r["reason"]]
+    too_long = [r for r in found["oversized"]["rejects"] if "context length" in r["reason"]]
     assert too_long and all(r["stage"] == "teacher" for r in too_long)
     # the fact the document dictated was written by the teacher, and rejected with a reason
     injected = [r for r in rejected if (r["object"] or "").lower() == "mallory"]
@@ -142,11 +141,6 @@ def test_huge_hostile_and_odd_but_readable_documents_each_end_as_rows(tmp_path, 
     assert facts and all(client_key(p) in row_keys for p in facts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/generators/tasks/document_kg.py DocumentKGTask.__init__ skips a "
-    "document with no text (no chunks) without any reject",
-)
 def test_an_empty_document_is_a_reject_with_a_reason(tmp_path, server):
     write_documents(tmp_path / "docs", {"normal.txt": NORMAL.encode(), "empty.txt": b"\n \n"})
     records, rejected = run_generation(tmp_path, server.base_url, tmp_path / "docs")
@@ -154,11 +148,6 @@ def test_an_empty_document_is_a_reject_with_a_reason(tmp_path, server):
     assert empty and not empty["records"] and empty["rejects"][0]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/generators/tasks/document_kg.py DocumentKGTask.__init__ raises "
-    "SynthkdError for the whole run on one file that is not UTF-8 (or is binary)",
-)
 def test_binary_and_non_utf8_documents_are_rejects_and_the_rest_still_runs(tmp_path, server):
     documents = {
         "normal.txt": NORMAL.encode(),
@@ -173,11 +162,6 @@ def test_binary_and_non_utf8_documents_are_rejects_and_the_rest_still_runs(tmp_p
         assert found[bad]["rejects"] and not found[bad]["records"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/generators/driver.py _Run._drain writes a teacher-error reject with "
-    "content None instead of task.reject_content(request): it loses its document/label",
-)
 def test_a_teacher_error_reject_names_the_document_it_was_for(tmp_path, server):
     documents = {"normal.txt": NORMAL.encode(), "oversized.txt": ("Velm " * 30_000).encode()}
     write_documents(tmp_path / "docs", documents)

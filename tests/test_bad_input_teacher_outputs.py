@@ -121,11 +121,6 @@ def test_broken_unicode_from_the_teacher_is_stored_as_valid_utf8(outcome):
                 value.encode("utf-8")  # a lone surrogate would raise here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/generators/driver.py _Run._write ignores BufferedWriter.add() returning "
-    "False: a sample whose record repeats a stored one gets no row and is still counted",
-)
 def test_a_teacher_repeating_itself_gets_one_record_and_duplicate_rejects(tmp_path):
     same = "The central bank held interest rates at 4% on Thursday."
     with FaultyOpenAIServer(answer=lambda *_: same) as srv:

@@ -271,9 +271,12 @@ def test_judge_answers_parse_to_verdicts_with_rationale():
     assert prompt.startswith("Be strict.") and prompt.endswith("Answer:")
 
 
-def test_label_set_counts_sources():
-    rows, accept = news_corpus()
-    labels = LabelSet()
-    assert len(labels) == 0
+def test_no_usable_labels_is_an_error_naming_why():
     with pytest.raises(SynthkdError, match="no critic labels"):
-        train_critic(labels, CriticConfig(), Path("/nonexistent/never-written"))
+        train_critic(LabelSet(), CriticConfig(), Path("/nonexistent/never-written"))
+    dropped = LabelSet(dropped=Counter({"judge: unparsed answer": 3}))
+    with pytest.raises(
+        SynthkdError, match=r"no usable critic labels \(judge: unparsed answer: 3\)"
+    ):
+        train_critic(dropped, CriticConfig(), Path("/nonexistent/never-written"))
+    assert not Path("/nonexistent").exists()

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from synthkd.data import RunStore
+from tests.fakes import FaultyOpenAIServer
 from tests.fixtures.critic_data import news, news_corpus, write_label_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("business", "entertainment", "politics", "sport", "tech")
 
 
-def synthkd(*args: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
+def synthkd(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "synthkd", *args],
         capture_output=True,
@@ -58,6 +59,7 @@ def workspace(tmp_path_factory):
     return root, rows, accept
 
 
+@pytest.mark.slow
 def test_train_from_seeds_then_score_writes_a_corpus_version(workspace):
     root, rows, accept = workspace
     result = synthkd("critic", "train", str(root / "recipe.yaml"), "--corpus", str(root / "run"))
@@ -117,3 +119,21 @@ def test_score_with_something_that_is_not_a_critic(workspace, tmp_path):
     result = synthkd("critic", "score", str(tmp_path), "--corpus", str(root / "run"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: not a critic directory (no critic.json): {tmp_path}"
+
+
+def test_a_judge_without_verdicts_is_one_line_and_nothing_written(workspace, tmp_path):
+    """The fake server answers 'answer-…' and fails some calls: no usable label."""
+    root, _, _ = workspace
+    out = tmp_path / "critic"
+    with FaultyOpenAIServer(seed=2, rate_500=0.2) as srv:
+        result = synthkd(
+            "critic", "train", str(root / "recipe.yaml"), "--corpus", str(root / "run"),
+            "--judge", f"openai:fake@{srv.base_url}", "--judge-n", "10", "--out", str(out),
+            env={"SYNTHKD_CACHE": str(tmp_path / "cache")},
+        )  # fmt: skip
+        asked = srv.stats.requests
+    assert result.returncode == 2, result.stderr
+    assert asked >= 10
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no usable critic labels (judge:")
+    assert not out.exists()

@@ -102,6 +102,18 @@ def test_cli_writes_a_corpus_with_lineage_and_a_rerun_asks_nothing(tmp_path):
     assert again["teacher_completion_tokens"] == 0
     assert CorpusStore(out / "corpus").count() == len(rows)
 
+    # without --json the summary is a table a person reads
+    table = subprocess.run(
+        [sys.executable, "-m", "synthkd", "generate", str(recipe), "--n", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
+    )
+    assert table.returncode == 0, table.stderr
+    for line in ("requests", "records/s", "acceptance", "teacher completion tokens", "sport"):
+        assert line in table.stdout
+
 
 def labelled_task(tmp_path: Path):
     config = LabelledTaskConfig(

@@ -122,7 +122,13 @@ def test_killed_and_rerun_generation_loses_nothing_and_pays_for_no_answer_twice(
     }
     faults = dict(rate_429=0.08, rate_500=0.08, rate_reset=0.05, rate_malformed=0.05)
     with FaultyOpenAIServer(
-        latency=0.02, rate_length=0.04, retry_after=0.05, seed=5, answer=story, **faults
+        latency=0.005,
+        jitter=0.05,
+        rate_length=0.04,
+        retry_after=0.05,
+        seed=5,
+        answer=story,
+        **faults,
     ) as srv:
         path = recipe(tmp_path, srv.base_url, per_label=60)
         kills: list[float] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from synthkd.data import CorpusStore
+from synthkd.errors import SynthkdError
 from tests.fakes import FaultyOpenAIServer
 from tests.test_reliability_chaos import recipe, story
 
@@ -102,6 +103,14 @@ def test_a_read_only_output_folder_is_one_clear_line(tmp_path, server):
         assert_one_clear_line(result, str(folder / "run"))
         assert not (folder / "run").exists()
     assert server.stats.requests == 0  # refused before the teacher was paid
+
+
+def test_creating_a_corpus_on_a_read_only_disk_is_one_clear_line(tmp_path):
+    with read_only_folder(tmp_path / "ro") as folder:
+        with pytest.raises(SynthkdError, match="cannot create corpus") as caught:
+            CorpusStore.create(folder / "corpus", "labelled")
+        assert "\n" not in str(caught.value) and str(folder / "corpus") in str(caught.value)
+        assert not (folder / "corpus").exists()
 
 
 def test_a_run_folder_gone_read_only_keeps_its_last_version(tmp_path, server):

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from synthkd.cli import main
 from synthkd.errors import SynthkdError
 from synthkd.training import load_student
 
@@ -97,22 +98,38 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_predict_and_evaluate_refuse_a_pickle_checkpoint_with_exit_2(tmp_path):
+def test_predict_refuses_a_pickle_checkpoint_with_exit_2(tmp_path):
     marker = tmp_path / "unpickled"
     texts = tmp_path / "texts.parquet"
-    pq.write_table(pa.table({"text": ["a goal in the last minute"], "label": ["sport"]}), texts)
+    pq.write_table(pa.table({"text": ["a goal in the last minute"]}), texts)
     output = tmp_path / "out.parquet"
-    commands = {
-        "predict plain": ["predict", str(plain_checkpoint(tmp_path / "plain", marker))],
-        "evaluate lora": ["evaluate", str(lora_student(tmp_path / "lora", marker))],
-    }
-    commands["predict plain"] += ["--input", str(texts), "--output", str(output)]
-    commands["evaluate lora"] += ["--input", str(texts)]
-    for name, args in commands.items():
-        result = run_cli(*args)
-        assert result.returncode == 2, f"{name}: {result.stderr}"
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {result.stderr}"
-        assert "pickle" in lines[0] and "safetensors" in lines[0], lines[0]
+    student = plain_checkpoint(tmp_path / "plain", marker)
+    result = subprocess.run(
+        [sys.executable, "-m", "synthkd", "predict", str(student)]
+        + ["--input", str(texts), "--output", str(output)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "pickle" in lines[0] and "safetensors" in lines[0], lines[0]
+    assert not marker.exists() and not output.exists()
+
+
+def test_evaluate_refuses_a_pickle_adapter_with_exit_2(tmp_path, monkeypatch, capsys):
+    """The console script's own entry point, in-process (torch is already imported here)."""
+    marker = tmp_path / "unpickled"
+    texts = tmp_path / "texts.parquet"
+    pq.write_table(pa.table({"text": ["a new phone"], "label": ["tech"]}), texts)
+    student = lora_student(tmp_path / "lora", marker)
+    monkeypatch.setattr(sys, "argv", ["synthkd", "evaluate", str(student), "--input", str(texts)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "pickle" in lines[0] and "adapter_model.bin" in lines[0], lines
     assert not marker.exists()
-    assert not output.exists()

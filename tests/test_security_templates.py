@@ -36,12 +36,6 @@ def test_a_template_reaching_for_python_internals_fails_cleanly(tmp_path, name):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/generators/prompting.py Templates.render catches UndefinedError and "
-    "SecurityError only: an {% include %} of a missing or escaping path raises "
-    "jinja2.TemplateNotFound (a traceback)",
-)
 def test_an_include_cannot_leave_the_template_folder(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the teacher")

@@ -285,3 +285,63 @@ def test_kg_chat_output_that_is_not_the_schema_is_rejected(bad):
     parsed = task.parse(request, done(bad))
     assert not parsed.records
     assert {r for _, r in parsed.rejects} == {"unparseable"}
+
+
+# ---------------------------------------------------------------- templates
+
+
+def test_a_recipe_template_dir_overrides_ours_and_changes_the_hash(tmp_path):
+    recipe = load_recipe(ROOT / "recipes" / "news_topics.yaml")
+    ours = first_request(make_task(recipe.task.model_dump()))
+    (tmp_path / "labelled.completion.jinja").write_text(
+        "Wire copy\n{% for shot in shots %}[{{ shot.label }}] {{ shot.text }}\n{% endfor %}[{{ label }}]"
+    )
+    theirs = first_request(make_task(recipe.task.model_dump(), str(tmp_path)))
+    assert theirs.prompt.startswith("Wire copy\n[") and theirs.prompt.endswith(
+        f"[{theirs.metadata['intent']['label']}]"
+    )
+    assert theirs.metadata["template_hash"] != ours.metadata["template_hash"]
+    # the chat template was not overridden: ours is used
+    chat = make_task(recipe.task.model_dump(), str(tmp_path)).render(
+        theirs.metadata["intent"], "chat", Sampling()
+    )
+    assert chat.messages[0]["role"] == "system"
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("{{ no_such_variable }}", "'no_such_variable' is undefined"),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("{% for x in %}", "labelled.completion.jinja:1"),
+    ],
+)
+def test_a_bad_user_template_is_one_clear_error(tmp_path, source, says):
+    from synthkd.errors import SynthkdError
+
+    (tmp_path / "labelled.completion.jinja").write_text(source)
+    recipe = load_recipe(ROOT / "recipes" / "news_topics.yaml")
+    task = make_task(recipe.task.model_dump(), str(tmp_path))
+    with pytest.raises(SynthkdError) as info:
+        first_request(task)
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unusable_documents_become_input_rejects_and_the_rest_is_chunked(tmp_path):
+    from synthkd.errors import SynthkdError
+    from synthkd.generators import DocumentKGTaskConfig
+
+    (tmp_path / "good.txt").write_text("Ada Quill founded the Velm Harbour Board in 1850.")
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "latin.txt").write_bytes("Zoë Brandt runs Café Münster.".encode("latin-1"))
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)))
+    task = make_task(DocumentKGTaskConfig(documents=str(tmp_path / "*.txt")))
+    assert task.groups == ["good"]
+    assert sorted(task.input_rejects, key=lambda r: r[1]) == [
+        ({"document_id": "image"}, "binary_file"),
+        ({"document_id": "empty"}, "empty_document"),
+        ({"document_id": "latin"}, "not_utf8_text"),
+    ]
+    (tmp_path / "good.txt").unlink()
+    with pytest.raises(SynthkdError, match="no usable text"):
+        make_task(DocumentKGTaskConfig(documents=str(tmp_path / "*.txt")))

@@ -33,7 +33,11 @@ def generate_command(
     n: Annotated[
         int | None,
         typer.Option(
-            "--n", "-n", min=1, help="Records per label / relation / document (or texts to label)."
+            "--n",
+            "-n",
+            min=1,
+            max=100_000,
+            help="Records per label / relation / document (or texts to label).",
         ),
     ] = None,
     out: Annotated[

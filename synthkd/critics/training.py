@@ -54,6 +54,9 @@ def check_labels(labels: LabelSet) -> tuple[list[CriticLabel], np.ndarray]:
     y = np.array([label.accept for label in usable], dtype=np.int64)
     accepted, rejected = int(y.sum()), int(len(y) - y.sum())
     if not usable:
+        if labels.dropped:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(labels.dropped.items()))
+            raise SynthkdError(f"no usable critic labels ({why})")
         raise SynthkdError("no critic labels: give a label file, a judge, or seed examples")
     if accepted == 0 or rejected == 0:
         only = "acceptable" if accepted else "unacceptable"

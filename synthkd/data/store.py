@@ -110,18 +110,21 @@ class CorpusStore:
                 raise SynthkdError(f"{uri} already holds {store.kind} {what}, not {kind}")
             return store
         what = "rejects" if rejects else "records"
-        DeltaTable.create(
-            target,
-            schema,
-            mode="error",
-            name=f"synthkd_{kind}_{what}",
-            description=f"synthkd {kind} {what}",
-            configuration={
-                "delta.dataSkippingStatsColumns": ",".join(_stats_columns(kind, rejects))
-            },
-            storage_options=options,
-            commit_properties=commit_properties(f"create {kind} {what} table", {}),
-        )
+        try:
+            DeltaTable.create(
+                target,
+                schema,
+                mode="error",
+                name=f"synthkd_{kind}_{what}",
+                description=f"synthkd {kind} {what}",
+                configuration={
+                    "delta.dataSkippingStatsColumns": ",".join(_stats_columns(kind, rejects))
+                },
+                storage_options=options,
+                commit_properties=commit_properties(f"create {kind} {what} table", {}),
+            )
+        except (DeltaError, OSError) as exc:  # a read-only or full disk, a missing bucket
+            raise SynthkdError(f"cannot create corpus {uri}: {one_line(exc)}") from None
         return cls(target, options)
 
     # -- reading -------------------------------------------------------------------

@@ -12,6 +12,7 @@ relation, document) falls short of what was wanted, the task plans more, a few t
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -203,6 +204,7 @@ class _Run:
     async def generate(self, focus, goal, batch_size, max_attempts) -> None:
         import asyncio
 
+        self._input_rejects()
         wanted = dict(goal)
         for attempt in range(max_attempts):
             intents = self.task.plan(self.round, focus, wanted, attempt)
@@ -250,7 +252,8 @@ class _Run:
                         teacher.backend, teacher.model, error.index
                     )
                     reason = "teacher_error: " + " ".join(error.reason.split())[:120]
-                    self._reject_row(request, "", key, teacher, None, reason, "teacher")
+                    content = self.task.reject_content(request)
+                    self._reject_row(request, "", key, teacher, content, reason, "teacher")
                 self.report.samples += request.n
             self.report.requests += len(batch)
             if failures and not self.any_success and failures == sum(r.n for r in batch):
@@ -267,6 +270,24 @@ class _Run:
                 queue.extend(rendered)
                 queue.sort(key=_queue_order)
             self._tick()
+
+    def _input_rejects(self) -> None:
+        """Inputs the task could not use (an empty or binary document): rejects, not silence."""
+        teacher = self.slots[0].teacher
+        for content, reason in getattr(self.task, "input_rejects", ()):
+            key = hashlib.sha256(json.dumps([content, reason], sort_keys=True).encode()).hexdigest()
+            lineage = Lineage(
+                recipe=self.recipe,
+                round=self.round,
+                teacher_backend=teacher.backend,
+                teacher_model=teacher.model,
+                template_hash="",
+                sampling={},
+                sample_key=key,
+                raw_completion="",
+            )
+            self.rejects_writer.add(make_reject(self.task.kind, content, lineage, reason, "parse"))
+            self.report.rejects[reason] += 1
 
     def _already_done(self, request: TeacherRequest, teacher: Teacher) -> bool:
         if not self.done:
@@ -300,10 +321,13 @@ class _Run:
         lineage = self._lineage(request, raw, key, teacher)
         for content in parsed.records:
             row = make_record(self.task.kind, content, lineage)
-            self.writer.add(row)
-            self.report.records += 1
-            group = self.task.group_of(content)
-            self.per_group[group] += 1
+            if self.writer.add(row):
+                self.report.records += 1
+                self.per_group[self.task.group_of(content)] += 1
+            elif key in self.done:
+                self.per_group[self.task.group_of(content)] += 1  # stored by an earlier run
+            else:  # the same record (same id) as one already written: said, not dropped
+                self._reject_row(request, raw, key, teacher, content, "duplicate", "parse", lineage)
         for content, reason in parsed.rejects:
             self._reject_row(request, raw, key, teacher, content, reason, stage, lineage)
 

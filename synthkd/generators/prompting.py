@@ -123,3 +123,10 @@ class Templates:
             raise SynthkdError(f"prompt template {name}: {exc.message}") from None
         except jinja2.exceptions.SecurityError as exc:
             raise SynthkdError(f"prompt template {name}: unsafe operation ({exc})") from None
+        except jinja2.TemplateNotFound as exc:
+            raise SynthkdError(
+                f"prompt template {name}: includes {exc.name!r}, which is not a template in "
+                "the template folders"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise SynthkdError(f"prompt template {name}: {' '.join(str(exc).split())}") from None

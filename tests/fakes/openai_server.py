@@ -102,7 +102,7 @@ class FaultyOpenAIServer:
     """Context manager: an OpenAI-compatible server on 127.0.0.1 with injected faults.
 
     Rates are probabilities per attempt (they add up, at most 1). `latency` delays
-    every answer (seconds); `retry_after` is the Retry-After header sent with a 429;
+    every answer (seconds), plus a random extra of up to `jitter` seconds; `retry_after` is the Retry-After header sent with a 429;
     a "stall" answers nothing for `stall_s` then drops the connection (a timeout for
     the client); "reset" drops the connection without answering; "malformed" sends a
     200 with a broken JSON body; "length" sends a valid answer cut at max_tokens; "echo"
@@ -121,6 +121,7 @@ class FaultyOpenAIServer:
         self,
         *,
         latency: float = 0.0,
+        jitter: float = 0.0,
         rate_429: float = 0.0,
         rate_500: float = 0.0,
         rate_reset: float = 0.0,
@@ -140,6 +141,7 @@ class FaultyOpenAIServer:
         fault_scoring: bool = True,
     ) -> None:
         self.latency = latency
+        self.jitter = jitter
         self.rates = dict(
             zip(
                 OUTCOMES,
@@ -301,8 +303,11 @@ class FaultyOpenAIServer:
             return await _send(writer, 400, {"error": error})
         scoring = bool(payload.get("echo")) and payload.get("logprobs") is not None
         outcome = "ok" if scoring and not self.fault_scoring else self._draw(sid, attempt)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        delay = self.latency
+        if self.jitter:
+            delay += random.Random(f"jitter:{self.seed}:{sid}:{attempt}").uniform(0, self.jitter)
+        if delay:
+            await asyncio.sleep(delay)
         with self._lock:
             self.stats.outcomes[outcome] += 1
         if outcome == "429":

@@ -76,17 +76,26 @@ class DocumentKGTask(GenerationTask):
         if not paths:
             raise SynthkdError(f"documents: no file matches {config.documents}")
         self.chunks: dict[str, list[Chunk]] = {}
+        self.input_rejects: list[tuple[dict[str, Any], str]] = []
+        """Documents that could not be used, with the reason (the driver stores them)."""
+        taken: set[str] = set()
         for path in paths:
-            document_id = _unique_id(path, self.chunks)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SynthkdError(f"documents: cannot read {path} ({exc})") from None
-            chunks = chunk_document(document_id, text, config.chunk_tokens)
-            if chunks:
+            document_id = _unique_id(path, taken)
+            taken.add(document_id)
+            text, problem = _read_text(path)
+            chunks = chunk_document(document_id, text, config.chunk_tokens) if text else []
+            if problem is None and not chunks:
+                problem = "empty_document"
+            if problem is not None:
+                self.input_rejects.append(({"document_id": document_id}, problem))
+            else:
                 self.chunks[document_id] = chunks
         if not self.chunks:
-            raise SynthkdError(f"documents: every file matching {config.documents} is empty")
+            reasons = sorted({reason for _, reason in self.input_rejects})
+            raise SynthkdError(
+                f"documents: no usable text in the files matching {config.documents} "
+                f"({', '.join(reasons)})"
+            )
         self.shots = _read_shots(config.seed_kg) if config.seed_kg else []
         self.entities = {document_id: EntityIndex() for document_id in self.chunks}
 
@@ -314,7 +323,21 @@ def _mentioned(name: str, chunk: str) -> bool:
     )
 
 
-def _unique_id(path: Path, taken: dict[str, Any]) -> str:
+def _read_text(path: Path) -> tuple[str, str | None]:
+    """(text, None) or ("", reason) for a file that is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SynthkdError(f"documents: cannot read {path} ({exc.strerror or exc})") from None
+    if b"\x00" in data[:8192]:
+        return "", "binary_file"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return "", "not_utf8_text"
+
+
+def _unique_id(path: Path, taken: set[str]) -> str:
     base = path.stem
     candidate, i = base, 2
     while candidate in taken:
