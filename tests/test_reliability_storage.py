@@ -91,11 +91,6 @@ def server():
         yield srv
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthkd/commands/generate.py: target.mkdir() before any guard raises a raw "
-    "OSError (traceback, exit 1) for a read-only --out",
-)
 def test_a_read_only_output_folder_is_one_clear_line(tmp_path, server):
     path = recipe(tmp_path, server.base_url, per_label=2)
     with read_only_folder(tmp_path / "ro") as folder:

@@ -63,7 +63,10 @@ def generate_command(
     slots = teacher_mix([s.model_dump() for s in loaded.teacher_sections()], teacher)
     target = Path(out) if out is not None else loaded.output_dir()
     fresh = [p for p in (target, target / "corpus", target / "rejects") if not p.exists()]
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthkdError(f"cannot create the run folder {target}: {exc.strerror}") from None
     corpus = CorpusStore.create(target / "corpus", task.kind)
     rejects = CorpusStore.create(target / "rejects", task.kind, rejects=True)
     done = done_samples(corpus, rejects, task.group_column)

@@ -26,7 +26,12 @@ def _prefect_env(run_dir: Path) -> None:
     """Must run before prefect is imported: its settings are read at import."""
     if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
         home = run_dir / ".prefect"
-        home.mkdir(parents=True, exist_ok=True)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from synthkd.errors import SynthkdError
+
+            raise SynthkdError(f"cannot create the run folder {run_dir}: {exc.strerror}") from None
         os.environ["PREFECT_HOME"] = str(home.resolve())
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
