@@ -27,7 +27,9 @@ def cache_dir() -> Path:
 def _package_dir(package: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SynthkdError(f"the model package {pip_name!r} is not installed (pip install {pip_name})")
+        raise SynthkdError(
+            f"the model package {pip_name!r} is not installed (pip install {pip_name})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
