@@ -9,6 +9,8 @@ exports, and the linear TF-IDF student) train on the seeds plus the corpora give
 Prints a table, then one JSON object on the last line.
 
     python benchmarks/student_vs_teacher.py --corpus runs/news_topics/corpus
+    python benchmarks/student_vs_teacher.py --student runs/news_topics/student \
+        --corpus runs/news_topics/corpus --teacher-examples 250
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -141,6 +144,11 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="teacher and student threads")
     parser.add_argument("--out", default=None, help="where students go (default: a temp dir)")
+    parser.add_argument(
+        "--student",
+        default=None,
+        help="measure this MiniLM student (e.g. runs/news_topics/student) instead of training one",
+    )
     parser.add_argument("--skip-teacher", action="store_true")
     parser.add_argument(
         "--reuse", action="store_true", help="measure the students already in --out (no training)"
@@ -162,7 +170,11 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="synthkd-bench-"))
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for kind in () if args.reuse else ("minilm", "linear"):
+    kinds = ("minilm", "linear")
+    if args.student:
+        kinds = ("linear",)
+        shutil.copytree(args.student, out / "minilm", dirs_exist_ok=True)
+    for kind in () if args.reuse else kinds:
         config = StudentConfig(kind=kind, epochs=args.epochs, max_length=args.max_length)
         start = time.perf_counter()
         # students hold out part of their own training data for early stopping
@@ -209,7 +221,8 @@ def main() -> None:
     summary = {
         "benchmark": "student_vs_teacher",
         "threads": int(os.environ["SYNTHKD_THREADS"]),
-        "student_max_length": args.max_length,
+        "student": args.student or "trained here",
+        "student_max_length": load_student(out / "minilm").max_length,
         "train_examples": len(train),
         "validation_examples": len(texts),
         "teacher": teacher,

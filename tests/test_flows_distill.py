@@ -105,6 +105,11 @@ def test_run_writes_the_run_folder_a_user_expects(reference_run):
     assert (out / "critic" / "precision_yield.png").exists()
     assert (out / "student" / "confusion_matrix.png").exists()
     assert "Student vs teacher" in report and "Ablations" in report
+    # the serving copy: an int8 ONNX student, measured on validation beside the teacher
+    serving = json.loads((out / "summary.json").read_text())["student_serving"]
+    assert (student / "int8" / "model.onnx").exists()
+    assert serving["val_accuracy"] > 0.3 and serving["examples_per_s"] > 0
+    assert "int8 ONNX export" in report and "int8 ONNX export" in result.stdout
 
 
 def test_predict_with_the_distilled_student(reference_run, tmp_path):
@@ -178,10 +183,6 @@ def test_bad_recipe_stops_before_any_teacher_call(tmp_path):
     assert not out.exists() and _cache_rows(cache) == 0
 
 
-@pytest.mark.skipif(
-    os.environ.get("SYNTHKD_TEST_DASK") != "1",
-    reason="opt-in (SYNTHKD_TEST_DASK=1): not yet seen to finish on 2 busy cores; see the note",
-)
 def test_distill_on_a_local_dask_cluster(reference_run, tmp_path):
     """Scoring, filtering and evaluation run on Dask workers (prefect-dask)."""
     from distributed import LocalCluster

@@ -146,18 +146,25 @@ def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> 
             _fmt(row["seconds"], 1),
         )
     console.print(table)
-    console.print(f"stopped: {summary['stop_reason']}")
-    console.print(f"report: {summary['report']}")
+    console.print(f"stopped: {summary['stop_reason']}", soft_wrap=True)
+    console.print(f"report: {summary['report']}", soft_wrap=True)
+    from synthkd.flows.report import speedup, student_rows
+
     teacher = summary.get("teacher") or {}
-    if summary.get("student_accuracy") is not None:
-        line = f"student validation accuracy {_fmt(summary['student_accuracy'])}"
-        if teacher:
-            ratio = ""
-            student_speed = (summary.get("student_speed") or {}).get("examples_per_s")
-            if student_speed and teacher.get("examples_per_s"):
-                ratio = f", {student_speed / teacher['examples_per_s']:.0f}x faster"
-            line += f" vs teacher {_fmt(teacher.get('accuracy'))}{ratio}"
-        console.print(line)
+    rows = student_rows(summary)
+    if not rows:
+        return
+    parts = [f"student validation accuracy {_fmt(rows[0]['val_accuracy'])}"]
+    if teacher:
+        parts[0] += f" vs teacher {_fmt(teacher.get('accuracy'))}"
+    for row in rows:
+        ratio = speedup(row, teacher)
+        if ratio:
+            parts.append(
+                f"{row['name']}: {ratio:.0f}x the teacher's examples/s"
+                f" (accuracy {_fmt(row['val_accuracy'])})"
+            )
+    console.print("; ".join(parts), soft_wrap=True)  # one line, for readers and for grep
 
 
 def serve_command(

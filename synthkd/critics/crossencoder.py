@@ -33,7 +33,9 @@ CALIBRATION_SHARE = 0.2
 
 def _load(base_dir: str | None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a local load: "Loading weights" bars are noise
     path = Path(base_dir) if base_dir is not None else minilm_dir()
     if not (path / "config.json").exists():
         raise SynthkdError(f"cross-encoder base model directory has no config.json: {path}")

@@ -158,8 +158,10 @@ class SentenceEncoder:
 
     def _torch_model(self):
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
         configure_torch_threads()
+        hf_logging.disable_progress_bar()  # a local load: "Loading weights" bars are noise
         model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
         return _pooled_module(model)
 

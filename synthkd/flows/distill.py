@@ -22,6 +22,7 @@ from prefect import flow
 from synthkd.flows import report as reporting
 from synthkd.flows.events import emit
 from synthkd.flows.steps import (
+    export_serving_copy,
     filter_round,
     fit_critic,
     fit_student,
@@ -33,6 +34,7 @@ from synthkd.flows.steps import (
 )
 
 CLASSIFIER_TASKS = ("labelled",)
+STUDENT_NAMES = {"minilm": "LoRA MiniLM", "linear": "linear TF-IDF"}
 
 
 def _seed_offset(fresh: bool) -> int:
@@ -224,11 +226,23 @@ def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_
     png = Path(chosen["path"]) / "confusion_matrix.png"
     if png.exists():
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
+    kind = load(ctx).student.kind
+    serving = None
+    if kind == "minilm":  # the linear student is its own fastest form
+        serving = export_serving_copy.submit(ctx, str(run_dir / "student")).result()
     return {
         "best_round": best_round,
         "student_accuracy": chosen["val_accuracy"],
         "student_macro_f1": chosen["val_macro_f1"],
-        "student_speed": {"name": "LoRA MiniLM", "examples_per_s": chosen["examples_per_s"]},
+        "student_speed": {
+            "name": STUDENT_NAMES.get(kind, kind),
+            "examples_per_s": chosen["examples_per_s"],
+        },
+        "student_serving": serving
+        and {
+            "name": f"{serving['format']} ONNX export, student/{Path(serving['path']).name}",
+            **{k: serving[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
+        },
         "critic_cut_kept": cut_kept,
         "ablations": ablations,
     }

@@ -108,6 +108,30 @@ def rounds_table(rounds: Sequence[dict[str, Any]]) -> str:
     return header + "\n".join(lines) + "\n"
 
 
+def student_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The kept student and its serving copy, as rows of name, scores and speed."""
+    rows = []
+    speed = summary.get("student_speed") or {}
+    if summary.get("student_accuracy") is not None:
+        rows.append(
+            {
+                "name": speed.get("name", "LoRA MiniLM"),
+                "val_accuracy": summary["student_accuracy"],
+                "val_macro_f1": summary.get("student_macro_f1"),
+                "examples_per_s": speed.get("examples_per_s"),
+            }
+        )
+    if summary.get("student_serving"):
+        rows.append(summary["student_serving"])
+    return rows
+
+
+def speedup(row: dict[str, Any], teacher: dict[str, Any]) -> float | None:
+    if row.get("examples_per_s") and teacher.get("examples_per_s"):
+        return row["examples_per_s"] / teacher["examples_per_s"]
+    return None
+
+
 def write_report(
     run_dir: Path,
     recipe_name: str,
@@ -132,22 +156,25 @@ def write_report(
     parts.append("![per-class F1 per round](plots/per_class_f1_per_round.png)\n")
 
     teacher = summary.get("teacher") or {}
-    student = summary.get("student_speed") or {}
     parts.append("\n## Student vs teacher\n")
     if teacher:
-        ratio = None
-        if teacher.get("examples_per_s") and student.get("examples_per_s"):
-            ratio = student["examples_per_s"] / teacher["examples_per_s"]
         parts.append(
-            "| model | val accuracy | val macro-F1 | examples/s |\n|---|---:|---:|---:|\n"
+            "| model | val accuracy | val macro-F1 | examples/s | x teacher |\n"
+            "|---|---:|---:|---:|---:|\n"
             f"| teacher ({teacher.get('name', '?')}, few-shot label scoring) "
             f"| {_fmt(teacher.get('accuracy'))} | {_fmt(teacher.get('macro_f1'))} "
-            f"| {_fmt(teacher.get('examples_per_s'), 1)} |\n"
-            f"| student ({student.get('name', 'LoRA MiniLM')}) | {_fmt(summary.get('student_accuracy'))} "
-            f"| {_fmt(summary.get('student_macro_f1'))} | {_fmt(student.get('examples_per_s'), 1)} |\n"
+            f"| {_fmt(teacher.get('examples_per_s'), 1)} | 1 |\n"
         )
-        if ratio:
-            parts.append(f"\nThe student answers {ratio:.0f}x faster than the teacher.\n")
+        for row in student_rows(summary):
+            parts.append(
+                f"| student ({row['name']}) | {_fmt(row['val_accuracy'])} "
+                f"| {_fmt(row['val_macro_f1'])} | {_fmt(row['examples_per_s'], 1)} "
+                f"| {_fmt(speedup(row, teacher), 0)} |\n"
+            )
+        parts.append(
+            "\nexamples/s at batch size 32 on the validation set, on this machine; the "
+            "teacher keeps its few-shot header in the KV cache and scores only the labels.\n"
+        )
     else:
         parts.append("Teacher-as-classifier baseline not measured for this task.\n")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from synthkd.flows.events import ProgressArtifact, emit
 
@@ -88,7 +88,7 @@ def read_examples(path: str | Path, text_column: str, label_column: str) -> pd.D
     return pd.DataFrame({"text": frame[text_column].astype(str), "label": frame[label_column]})
 
 
-def _teacher_slots(ctx: RunContext, recipe):
+def _teacher_slots(ctx: RunContext, recipe, **overrides):
     from synthkd.generators import teacher_mix
 
     sections = [s.model_dump() for s in recipe.teacher_sections()]
@@ -97,7 +97,7 @@ def _teacher_slots(ctx: RunContext, recipe):
         for section in sections:
             sampling = section.setdefault("sampling", {})
             sampling["seed"] = int(sampling.get("seed") or 0) + offset
-    return teacher_mix(sections, ctx.get("teacher"))
+    return teacher_mix(sections, ctx.get("teacher"), **overrides)
 
 
 @task(name="generate-round", retries=2, retry_delay_seconds=5, **CACHED)
@@ -360,6 +360,29 @@ def fit_student(ctx: RunContext, round: int, use_cut: bool, name: str) -> dict:
     }
 
 
+@task(name="export-student", cache_policy=NO_CACHE)  # the student dir is reinstalled per run
+def export_serving_copy(ctx: RunContext, student_dir: str, fmt: str = "int8") -> dict:
+    """The serving copy of the kept student (int8 ONNX), measured on validation like it."""
+    from synthkd.training import evaluate, export_student, load_student
+
+    recipe = load(ctx)
+    emit("student", action=f"export {fmt}")
+    target = export_student(student_dir, fmt)
+    validation = read_examples(
+        recipe.task.validation, recipe.task.text_column, recipe.task.label_column
+    )
+    report = evaluate(
+        load_student(target), validation["text"].tolist(), validation["label"].tolist()
+    )
+    return {
+        "path": str(target),
+        "format": fmt,
+        "val_accuracy": report.accuracy,
+        "val_macro_f1": report.macro_f1,
+        "examples_per_s": report.examples_per_s_batch32,
+    }
+
+
 @task(name="teacher-baseline", **CACHED)
 def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict | None:
     """The teacher as a classifier on the validation set, in its fastest honest mode."""
@@ -369,7 +392,8 @@ def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict | None:
     recipe = load(ctx)
     if recipe.task.kind != "labelled" or not recipe.task.validation:
         return None
-    slot = _teacher_slots(ctx, recipe)[0]
+    # no response cache: its answers would time the cache, not the teacher
+    slot = _teacher_slots(ctx, recipe, cache=False)[0]
     labels = {name: spec.model_dump() for name, spec in recipe.task.labels.items()}
     annotate = make_task(
         {

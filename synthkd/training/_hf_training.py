@@ -30,6 +30,19 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+FORWARD_BATCH = 8
+"""Texts per forward pass when serving on CPU. A caller's batch of 32 runs as four passes
+of 8 length-sorted texts: on 2 cores that was 10-30% faster than one pass of 32 for the
+PyTorch, ONNX and int8 students alike (activations stay in cache, less padding)."""
+
+
+def forward_batches(texts: list[str], batch_size: int) -> list[np.ndarray]:
+    """Index arrays of texts sorted by length, at most min(batch_size, FORWARD_BATCH) each."""
+    size = max(1, min(batch_size, FORWARD_BATCH))
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    return [order[start : start + size] for start in range(0, len(texts), size)]
+
+
 def quiet_transformers() -> None:
     """Training on CPU is expected here; transformers' advisories would only be noise."""
     from transformers.utils import logging as hf_logging

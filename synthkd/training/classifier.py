@@ -33,6 +33,7 @@ from synthkd.training._hf_training import (
     RichProgress,
     classification_metrics,
     cpu_threads,
+    forward_batches,
     quiet_transformers,
     silence_default_callbacks,
     soft_cross_entropy,
@@ -191,10 +192,8 @@ class ClassifierStudent:
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Label probabilities, one row per text; texts are batched by length (less padding)."""
-        order = np.argsort([len(text) for text in texts], kind="stable")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in forward_batches(texts, batch_size):
             batch = self.tokenizer(
                 [texts[i] for i in idx],
                 padding=True,

@@ -19,7 +19,7 @@ import torch
 
 from synthkd.errors import SynthkdError
 from synthkd.training._files import write_json
-from synthkd.training._hf_training import cpu_threads
+from synthkd.training._hf_training import cpu_threads, forward_batches
 
 EXPORT_FORMATS = ("onnx", "int8")
 MODEL_FILE = "model.onnx"
@@ -126,10 +126,8 @@ class OnnxStudent:
         return cls(session, tokenizer, manifest["labels"], max_length, root)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        order = np.argsort([len(text) for text in texts], kind="stable")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in forward_batches(texts, batch_size):
             batch = self.tokenizer(
                 [texts[i] for i in idx],
                 padding=True,

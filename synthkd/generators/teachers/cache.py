@@ -14,6 +14,7 @@ stored: they say nothing about the sample, and the next run retries them.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS samples (
     created_at REAL NOT NULL
 ) WITHOUT ROWID
 """
+_INSERT = "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)"
 _LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
 
 
@@ -45,9 +47,12 @@ def default_cache_path() -> Path:
 class ResponseCache:
     """Completions by sample key, on disk (SQLite, WAL journal), safe across threads.
 
-    Every answer is committed as it arrives (`flush_every=1`, a WAL commit costs far less
-    than a teacher call), so a run killed at any moment has paid for nothing it will ask
-    again. A larger `flush_every` batches commits for bulk imports.
+    Every answer is committed as soon as it arrives, so a run killed at any moment has
+    paid for nothing it will ask again. Inside an event loop the answers that arrive in
+    the same loop iteration share one commit (group commit, scheduled with `call_soon`):
+    the commit runs before the loop waits on the network again, and one transaction per
+    burst instead of per answer keeps the cache off the hot path. Outside a loop each
+    answer is committed at once. A larger `flush_every` batches commits for bulk imports.
     """
 
     def __init__(self, path: str | Path | None = None, *, flush_every: int = 1) -> None:
@@ -55,6 +60,8 @@ class ResponseCache:
         self.flush_every = flush_every
         self._lock = threading.Lock()
         self._pending: dict[str, tuple] = {}
+        self._flush_scheduled = False
+        self._failure: SynthkdError | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -94,6 +101,7 @@ class ResponseCache:
         if completion.finish_reason not in ("stop", "length") or not completion.sample_key:
             return
         with self._lock:
+            self._raise_failure()
             self._pending[completion.sample_key] = (
                 completion.text,
                 completion.finish_reason,
@@ -101,13 +109,44 @@ class ResponseCache:
                 completion.completion_tokens,
                 time.time(),
             )
-            if len(self._pending) >= self.flush_every:
+            if len(self._pending) < self.flush_every:
+                return
+            if self.flush_every == 1 and self._schedule_flush():
+                return
+            self._flush_locked()
+
+    def _schedule_flush(self) -> bool:
+        """Commit at the end of this event-loop iteration; False outside a loop."""
+        if self._flush_scheduled:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_scheduled = True
+        loop.call_soon(self._scheduled_flush)
+        return True
+
+    def _scheduled_flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            if self._db is None:
+                return
+            try:
                 self._flush_locked()
+            except SynthkdError as exc:  # raised to the caller by its next put or flush
+                self._failure = exc
 
     def flush(self) -> None:
         """Commit buffered samples to disk."""
         with self._lock:
+            self._raise_failure()
             self._flush_locked()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def count(self) -> int:
         self.flush()
@@ -115,18 +154,24 @@ class ResponseCache:
             return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
     def close(self) -> None:
+        if self._db is None:
+            return
         self.flush()
         with self._lock:
             self._db.close()
+            self._db = None
 
     def _flush_locked(self) -> None:
         if not self._pending:
             return
         rows = [(key, *values) for key, values in self._pending.items()]
         try:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
+            if len(rows) == 1:  # autocommit: one statement is its own transaction
+                self._db.execute(_INSERT, rows[0])
+            else:
+                self._db.execute("BEGIN")
+                self._db.executemany(_INSERT, rows)
+                self._db.execute("COMMIT")
         except (sqlite3.Error, UnicodeError) as exc:
             # a failed batch must not leave its transaction open (every later flush would
             # fail on it); and a cache that cannot keep answers would have them paid twice

