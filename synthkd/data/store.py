@@ -17,7 +17,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from synthkd.data.conform import conform_rows, one_line
@@ -243,6 +249,8 @@ class CorpusStore:
                 mode=mode,
                 storage_options=self.storage_options,
                 commit_properties=commit_properties(message, metadata),
+                post_commithook_properties=KEEP_HISTORY,
+                writer_properties=WRITER,
             )
         except DeltaError as exc:
             raise SynthkdError(f"could not write to {self.uri}: {one_line(exc)}") from None
@@ -306,7 +314,11 @@ class CorpusStore:
         new version): later commits and reads get cheaper. Returns the version."""
         self.refresh()
         try:
-            self._table.optimize.compact(commit_properties=commit_properties(message, {}))
+            self._table.optimize.compact(
+                commit_properties=commit_properties(message, {}),
+                post_commithook_properties=KEEP_HISTORY,
+                writer_properties=WRITER,
+            )
         except DeltaError as exc:
             raise SynthkdError(f"could not compact {self.uri}: {one_line(exc)}") from None
         return self.version()
@@ -329,10 +341,22 @@ class CorpusStore:
                 source_alias="s",
                 target_alias="t",
                 commit_properties=properties,
+                post_commithook_properties=KEEP_HISTORY,
+                writer_properties=WRITER,
             )
             action(merger).execute()
         except DeltaError as exc:
             raise SynthkdError(f"could not update {self.uri}: {one_line(exc)}") from None
+
+
+KEEP_HISTORY = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
+"""Checkpoints, but no log cleanup: delta-rs would drop the log of versions older than 30
+days, and every past version of a corpus must stay readable (a scheduled run appends
+one a day)."""
+
+WRITER = WriterProperties(default_column_properties=ColumnProperties(statistics_enabled="CHUNK"))
+"""Column-chunk statistics, as pyarrow writes them; page-level ones (delta-rs' default)
+cost about 10% of an append and help no reader of a corpus, which reads whole files."""
 
 
 def _stats_columns(kind: str, rejects: bool) -> list[str]:
