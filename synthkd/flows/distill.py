@@ -229,7 +229,11 @@ def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_
     kind = load(ctx).student.kind
     serving = None
     if kind == "minilm":  # the linear student is its own fastest form
-        serving = export_serving_copy.submit(ctx, str(run_dir / "student")).result()
+        copy = export_serving_copy.submit(ctx, str(run_dir / "student")).result()
+        serving = {
+            "name": f"{copy['format']} ONNX export, student/{Path(copy['path']).name}",
+            **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
+        }
     return {
         "best_round": best_round,
         "student_accuracy": chosen["val_accuracy"],
@@ -238,11 +242,7 @@ def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_
             "name": STUDENT_NAMES.get(kind, kind),
             "examples_per_s": chosen["examples_per_s"],
         },
-        "student_serving": serving
-        and {
-            "name": f"{serving['format']} ONNX export, student/{Path(serving['path']).name}",
-            **{k: serving[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
-        },
+        "student_serving": serving,
         "critic_cut_kept": cut_kept,
         "ablations": ablations,
     }
