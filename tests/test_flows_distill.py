@@ -159,6 +159,8 @@ def test_killed_run_resumes_without_paying_the_teacher_twice(reference_run, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     rounds = _metrics(out)
     assert [r["round"] for r in rounds] == [0, 1]
+    # round 0 came back from Prefect's cache, with the seconds it took before the kill
+    assert all(r["seconds"] > 0 for r in rounds)
     # every sample the teacher wrote after the kill was new: nothing was asked twice
     paid_after = _cache_rows(cache) - paid_before_kill
     assert _cache_rows(cache) == _cache_rows(ref_cache)

@@ -36,6 +36,12 @@ CACHED: dict[str, Any] = {
 }
 
 
+def _since(started: float) -> float:
+    """Seconds since `started`: each task reports its own duration, so a resumed run, whose
+    finished tasks come from Prefect's cache, still reports what every round took."""
+    return round(time.perf_counter() - started, 2)
+
+
 def recipe_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
@@ -176,6 +182,7 @@ def filter_round(ctx: RunContext, round: int) -> dict:
 
     from synthkd.critics import CriticConfig, apply_filters
 
+    started = time.perf_counter()
     recipe, corpus, rejects = stores(ctx)
     table = corpus.read()
     this_round = table.filter(pc.equal(table["round"], round)).sort_by("id")
@@ -203,7 +210,12 @@ def filter_round(ctx: RunContext, round: int) -> dict:
     for row in result.rejects:
         reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
     emit("filter", round=round, kept=len(result.kept), rejected=len(result.rejects))
-    return {"kept": len(result.kept), "rejected": len(result.rejects), "reasons": reasons}
+    return {
+        "kept": len(result.kept),
+        "rejected": len(result.rejects),
+        "reasons": reasons,
+        "seconds": _since(started),
+    }
 
 
 @task(name="train-critic", **CACHED)
@@ -211,6 +223,7 @@ def fit_critic(ctx: RunContext) -> dict:
     """Train the critic once per run (labels file, LLM judge, or automatic labels)."""
     from synthkd.critics import CriticConfig, auto_labels, labels_from_file, train_critic
 
+    started = time.perf_counter()
     recipe, corpus, _ = stores(ctx)
     config = CriticConfig(**recipe.critic.model_dump())
     out = Path(ctx["run_dir"]) / "critic"
@@ -229,6 +242,7 @@ def fit_critic(ctx: RunContext) -> dict:
         "threshold": critic.threshold,
         "version": critic.version,
         "metrics": critic.metrics,
+        "seconds": _since(started),
     }
 
 
@@ -295,6 +309,7 @@ def score_corpus(ctx: RunContext, round: int, critic_version: str) -> dict:
     """Score every record the critic has not seen (a new corpus version)."""
     from synthkd.critics import Critic, CriticConfig, accept_mask
 
+    started = time.perf_counter()
     recipe, corpus, _ = stores(ctx)
     critic = Critic.load(Path(ctx["run_dir"]) / "critic")
     config = CriticConfig(**recipe.critic.model_dump())
@@ -306,7 +321,12 @@ def score_corpus(ctx: RunContext, round: int, critic_version: str) -> dict:
 
     source = pa.table({"id": table["id"], "critic_score": scores, "accepted": keep})
     corpus.update_scores(source, critic.version, f"critic score round {round}")
-    return {"scored": table.num_rows, "accepted": int(keep.sum()), "threshold": critic.threshold}
+    return {
+        "scored": table.num_rows,
+        "accepted": int(keep.sum()),
+        "threshold": critic.threshold,
+        "seconds": _since(started),
+    }
 
 
 @task(name="train-student", **CACHED)
@@ -322,6 +342,7 @@ def fit_student(ctx: RunContext, round: int, use_cut: bool, name: str) -> dict:
         train_student,
     )
 
+    task_started = time.perf_counter()
     recipe, corpus, _ = stores(ctx)
     table = corpus.read()
     table = table.filter(pc.less_equal(table["round"], round))
@@ -357,6 +378,7 @@ def fit_student(ctx: RunContext, round: int, use_cut: bool, name: str) -> dict:
         "examples_per_s": report.examples_per_s_batch32,
         "baseline": result.baseline,
         "hard_negatives": asdict(negatives),
+        "seconds": _since(task_started),
     }
 
 
