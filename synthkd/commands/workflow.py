@@ -148,7 +148,7 @@ def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> 
     console.print(table)
     console.print(f"stopped: {summary['stop_reason']}", soft_wrap=True)
     console.print(f"report: {summary['report']}", soft_wrap=True)
-    from synthkd.flows.report import speedup, student_rows
+    from synthkd.flows import speedup, student_rows
 
     teacher = summary.get("teacher") or {}
     rows = student_rows(summary)

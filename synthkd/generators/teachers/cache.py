@@ -129,7 +129,6 @@ class ResponseCache:
 
     def _scheduled_flush(self) -> None:
         with self._lock:
-            self._flush_scheduled = False
             if self._db is None:
                 return
             try:
@@ -162,6 +161,10 @@ class ResponseCache:
             self._db = None
 
     def _flush_locked(self) -> None:
+        # a flush empties the buffer, so whatever is scheduled has nothing left to wait for;
+        # clearing the flag also frees a flag left set by a loop that closed before its
+        # callback ran, which would otherwise defer every later answer to an explicit flush
+        self._flush_scheduled = False
         if not self._pending:
             return
         rows = [(key, *values) for key, values in self._pending.items()]
