@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import deltalake
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -124,7 +125,10 @@ def run(scratch: Path, rows: int, batch: int, writer_rows: int) -> dict:
         writer.extend(dict_rows)
     writer_seconds = time.perf_counter() - start
 
+    delta_bytes = sum(f.stat().st_size for f in (scratch / "corpus").glob("*.parquet"))
+    parquet_bytes = sum(f.stat().st_size for f in plain.glob("*.parquet"))
     figures = {
+        "deltalake": deltalake.__version__,
         "rows": rows,
         "batch_rows": batch,
         "commits": len(batches),
@@ -135,6 +139,8 @@ def run(scratch: Path, rows: int, batch: int, writer_rows: int) -> dict:
         "delta_read_rows_per_s": round(rows / delta_read),
         "parquet_read_rows_per_s": round(rows / parquet_read),
         "read_slowdown_vs_parquet": round(delta_read / parquet_read, 2),
+        "delta_mib": round(delta_bytes / 2**20, 1),
+        "parquet_mib": round(parquet_bytes / 2**20, 1),
         "make_record_rows_per_s": round(writer_rows / make_seconds),
         "buffered_writer_rows_per_s": round(writer_rows / writer_seconds),
         "buffered_writer_rows": writer_rows,

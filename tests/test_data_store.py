@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from synthkd.data import (
@@ -185,3 +186,18 @@ def test_compacting_keeps_the_rows_and_is_a_version(tmp_path):
     assert len(store.file_uris()) == 1 and len(store.file_uris(version=3)) == 3
     assert store.read().sort_by("id").equals(before)
     assert store.versions()[-1].operation == "OPTIMIZE"
+
+
+def test_commit_metadata_comes_back_with_its_types(tmp_path):
+    store = CorpusStore.create(tmp_path / "corpus", "labelled")
+    meta = {"round": 2, "threshold": 0.5, "recipe": "3", "resumed": False, "labels": ["a", "b"]}
+    store.append(labelled_rows(3), "round 2: generation", meta)
+    assert store.versions()[-1].metadata == {**meta, "rows": 3}
+
+
+def test_corpus_files_are_compressed_parquet_like_pyarrow_writes(tmp_path):
+    store = CorpusStore.create(tmp_path / "corpus", "labelled")
+    store.append(labelled_rows(50), "round 0: generation")
+    (path,) = store.file_uris()
+    columns = pq.ParquetFile(path).metadata.row_group(0)
+    assert {columns.column(i).compression for i in range(columns.num_columns)} == {"SNAPPY"}

@@ -69,18 +69,28 @@ def commit_properties(message: str, metadata: Mapping[str, Any]) -> CommitProper
     """A commit's message and synthkd metadata; every version must say what produced it."""
     if not isinstance(message, str) or not message.strip():
         raise SynthkdError("every corpus version needs a commit message saying what produced it")
-    custom: dict[str, Any] = {MESSAGE_KEY: " ".join(message.split())}
+    custom = {MESSAGE_KEY: " ".join(message.split())}
     for key, value in metadata.items():
-        if not isinstance(value, (str, int, float, bool)) or value is None:
-            value = json.dumps(value, sort_keys=True, default=str)
-        custom[f"{PREFIX}{key}"] = value
+        custom[f"{PREFIX}{key}"] = json.dumps(value, sort_keys=True, default=str)
     return CommitProperties(custom_metadata=custom)
+
+
+def _decode(value: Any) -> Any:
+    """A metadata value as it was given. The log holds them as JSON text (deltalake 1.1
+    takes only strings), so a round comes back as 3 and a recipe named "3" as "3"; a value
+    already typed, or not JSON, is kept as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def version_from_history(entry: Mapping[str, Any], rows: int) -> CorpusVersion:
     """One entry of DeltaTable.history() as a CorpusVersion."""
     stamp = dt.datetime.fromtimestamp(entry["timestamp"] / 1000, tz=dt.timezone.utc)
-    extras = {k[len(PREFIX) :]: v for k, v in entry.items() if k.startswith(PREFIX)}
+    extras = {k[len(PREFIX) :]: _decode(v) for k, v in entry.items() if k.startswith(PREFIX)}
     return CorpusVersion(
         version=entry["version"],
         timestamp=stamp,

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
-from synthkd.data.store import CorpusStore, _normalize
+from synthkd.data.store import CorpusStore, _normalize, is_table
 from synthkd.errors import SynthkdError
 
 CORPUS_DIR = "corpus"
@@ -66,13 +65,13 @@ class RunStore:
         """Open a run folder, or a corpus table directly (its `rejects/` sibling if any)."""
         target = _normalize(path)
         options = dict(storage_options) if storage_options else None
-        if _is_table(target, options):
+        if is_table(target, options):
             corpus = CorpusStore(target, options)
             if corpus.is_rejects:
                 raise SynthkdError(f"{path} is a rejects table, not a corpus")
             parent = target.rstrip("/").rsplit("/", 1)[0]
             sibling = _join(parent, REJECTS_DIR)
-        elif _is_table(_join(target, CORPUS_DIR), options):
+        elif is_table(_join(target, CORPUS_DIR), options):
             corpus = CorpusStore(_join(target, CORPUS_DIR), options)
             sibling = _join(target, REJECTS_DIR)
         else:
@@ -80,7 +79,7 @@ class RunStore:
                 f"not a corpus: {path} (no Delta table there, and no {CORPUS_DIR}/ table inside)"
             )
         rejects = None
-        if sibling != target and _is_table(sibling, options):
+        if sibling != target and is_table(sibling, options):
             candidate = CorpusStore(sibling, options)
             if candidate.is_rejects and candidate.kind == corpus.kind:
                 rejects = candidate
@@ -109,10 +108,3 @@ def acceptance_by_round(corpus: pa.Table, rejects: pa.Table | None) -> list[Roun
     kept_counts, rejected_counts = Counter(kept), Counter(rejected)
     rounds = sorted(set(kept_counts) | set(rejected_counts))
     return [RoundAcceptance(r, kept_counts[r], rejected_counts[r]) for r in rounds]
-
-
-def _is_table(uri: str, options: dict[str, str] | None) -> bool:
-    try:
-        return DeltaTable.is_deltatable(uri, storage_options=options)
-    except Exception:  # an unreachable store or an odd path is simply "not a table" here
-        return False
