@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +22,8 @@ from synthkd.data import (
 )
 from synthkd.errors import SynthkdError
 from tests.fixtures.data_corpus import LABELS, build_run, labelled_rows, lineage
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_append_is_a_version_with_its_message(tmp_path):
@@ -201,3 +207,24 @@ def test_corpus_files_are_compressed_parquet_like_pyarrow_writes(tmp_path):
     (path,) = store.file_uris()
     columns = pq.ParquetFile(path).metadata.row_group(0)
     assert {columns.column(i).compression for i in range(columns.num_columns)} == {"SNAPPY"}
+
+
+def test_rescoring_prints_nothing_to_stderr(tmp_path):
+    """A Delta merge must not spill deltalake's Rust log lines into a user's terminal."""
+    script = (
+        "import sys\n"
+        "from tests.fixtures.data_corpus import build_run\n"
+        "run = build_run(__import__('pathlib').Path(sys.argv[1]), rounds=1)\n"
+        "run.corpus.update_scores({i: 0.9 for i in run.corpus.ids()}, 'c1', 'critic', threshold=0.5)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

@@ -3,6 +3,12 @@
 Every other room writes and reads records through these names; see ../shared/DESIGN.md.
 """
 
+import os
+
+# deltalake's Rust logger reads RUST_LOG once, when it loads: keep its warnings, minus
+# DataFusion's notice about its own API (printed on every merge), unless the user set one.
+os.environ.setdefault("RUST_LOG", "warn,datafusion_datasource_parquet=error")
+
 from synthkd.data.export import ExportResult, export_dataset, parse_splits, publish_dataset
 from synthkd.data.history import CorpusDiff, CorpusVersion
 from synthkd.data.run import RoundAcceptance, RunStore
