@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 import typer
 
@@ -40,11 +39,6 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted: the corpus stays at its last committed version", file=sys.stderr)
         sys.exit(130)
-    finally:
-        # warnings.catch_warnings is not thread-safe: a library resetting the filters in a
-        # worker thread can leave them empty, and llama-cpp-python's never-closed
-        # /dev/null handles would then print ResourceWarnings at exit
-        warnings.filterwarnings("ignore", category=ResourceWarning)
 
 
 if __name__ == "__main__":

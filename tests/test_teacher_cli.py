@@ -86,9 +86,14 @@ def test_default_embedded_teacher_works_offline(tmp_path):
     result = synthkd(
         "teacher", "sample", "--prompt", "Three facts about the Moon:\n1.",
         "-n", "2", "--max-tokens", "8", "--seed", "3", "--json", "--no-cache",
-        env={"HF_HUB_OFFLINE": "1", "SYNTHKD_LLAMA_THREADS": "1"},
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "SYNTHKD_LLAMA_THREADS": "1",
+            "PYTHONWARNINGS": "default::ResourceWarning",  # what a library may switch on
+        },
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 2 and all(r["usage"]["completion_tokens"] > 0 for r in rows)
     assert "llamacpp:gemma-3-270m" in result.stderr
+    assert "ResourceWarning" not in result.stderr  # no file left open at exit

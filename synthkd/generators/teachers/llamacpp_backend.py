@@ -14,6 +14,7 @@ plain completion request with n > 1 decodes its samples together in one llama.cp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import json
@@ -337,3 +338,15 @@ def _quiet_llama_logs() -> None:
 
     _LOG_CALLBACK = _forward
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    atexit.register(_close_llama_devnull)
+
+
+def _close_llama_devnull() -> None:
+    """llama-cpp-python opens two /dev/null files at import and never closes them, so the
+    interpreter's teardown prints ResourceWarnings after a run; close them at exit."""
+    from llama_cpp import _utils
+
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(_utils, name, None)
+        if handle is not None:
+            handle.close()
