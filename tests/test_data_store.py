@@ -228,3 +228,21 @@ def test_rescoring_prints_nothing_to_stderr(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_rows_are_counted_when_another_writer_logged_no_stats(tmp_path):
+    from deltalake import DeltaTable
+    from deltalake.transaction import AddAction
+
+    store = CorpusStore.create(tmp_path / "corpus", "labelled")
+    pq.write_table(
+        pa.Table.from_pylist(labelled_rows(7), schema=store.schema), store.uri + "/x.parquet"
+    )
+    size = (Path(store.uri) / "x.parquet").stat().st_size
+    table = DeltaTable(store.uri)
+    table.create_write_transaction(
+        [AddAction("x.parquet", size, {}, int(time.time() * 1000), True, None)],
+        "append",
+        table.schema(),
+    )
+    assert store.count() == 7 and store.versions()[-1].rows == 7

@@ -395,10 +395,10 @@ def _row_count(table: DeltaTable) -> int:
     """Rows at a snapshot from each file's numRecords in the log: no data is read."""
     if not table.file_uris():
         return 0
-    records = pa.table(table.get_add_actions(flatten=True)).column("num_records")
-    if records.null_count:  # a file written without stats: count what it holds
-        return table.to_pyarrow_dataset().count_rows()
-    return pc.sum(records).as_py()
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if "num_records" not in actions.column_names or actions["num_records"].null_count:
+        return table.to_pyarrow_dataset().count_rows()  # files logged without stats
+    return pc.sum(actions["num_records"]).as_py()
 
 
 def _stats_columns(kind: str, rejects: bool) -> list[str]:
