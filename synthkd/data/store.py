@@ -372,23 +372,37 @@ days, and every past version of a corpus must stay readable (a scheduled run app
 one a day)."""
 
 _ONE_PER_ROW = (
-    "id", "sample_key", "raw_completion", "created_at", "critic_score", "text", "soft_labels",
-    "teacher_confidence", "meta", "head", "tail", "subject", "object", "quote",
-)  # fmt: skip
+    "created_at",
+    "critic_score",
+    "teacher_confidence",
+    "head",
+    "tail",
+    "subject",
+    "object",
+)
 """Columns whose values rarely repeat: a dictionary page there is pure overhead."""
 
-_COLUMN = ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK")
-_UNIQUE_COLUMN = ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK")
+_FREE_TEXT = ("id", "sample_key", "raw_completion", "text", "soft_labels", "meta", "quote")
+"""Hashes and free text: values never repeat and their min/max skips no file either."""
+
+_REPEATING = ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK")
 WRITER = WriterProperties(
     compression="SNAPPY",
-    default_column_properties=_COLUMN,
-    column_properties=dict.fromkeys(_ONE_PER_ROW, _UNIQUE_COLUMN),
+    default_column_properties=_REPEATING,
+    column_properties={
+        **dict.fromkeys(
+            _ONE_PER_ROW, ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK")
+        ),
+        **dict.fromkeys(
+            _FREE_TEXT, ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+        ),
+    },
 )
 """Snappy, as pyarrow writes Parquet (deltalake's WriterProperties default is uncompressed:
 files 3.6x larger); dictionaries only where values repeat (labels, lineage), which makes
 an append about 35% cheaper than dictionary-encoding every id and text; column-chunk
 statistics, as pyarrow writes them (page-level ones cost about 10% of an append and help
-no reader of a corpus, which reads whole files)."""
+no reader of a corpus, which reads whole files), except on hashes and free text."""
 
 
 def _row_count(table: DeltaTable) -> int:
