@@ -11,6 +11,15 @@ os.environ.setdefault("RUST_LOG", "warn,datafusion_datasource_parquet=error")
 
 from synthkd.data.export import ExportResult, export_dataset, parse_splits, publish_dataset
 from synthkd.data.history import CorpusDiff, CorpusVersion
+from synthkd.data.io import (
+    file_digest,
+    read_labelled,
+    read_rows,
+    read_table,
+    read_texts,
+    staged_dir,
+    write_atomic,
+)
 from synthkd.data.run import RoundAcceptance, RunStore
 from synthkd.data.schemas import (
     CONTENT_FIELDS,
@@ -45,11 +54,18 @@ __all__ = [
     "check_name",
     "corpus_path",
     "export_dataset",
+    "file_digest",
     "make_record",
     "make_reject",
     "parse_splits",
     "publish_dataset",
+    "read_labelled",
+    "read_rows",
+    "read_table",
+    "read_texts",
     "record_id",
     "record_schema",
     "reject_schema",
+    "staged_dir",
+    "write_atomic",
 ]
