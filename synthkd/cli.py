@@ -1,4 +1,4 @@
-"""The `synthkd` command line: a thin typer app that parses, calls the rooms and flows, prints.
+"""The `synthkd` command line: a thin typer app that parses, calls `synthkd.stages` or flows, prints.
 
 Each command group lives in `synthkd/commands/` and registers itself here. Every
 `SynthkdError` becomes one line on stderr and exit code 2.

@@ -11,6 +11,7 @@ line on stderr, nothing written, and no teacher called.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -140,6 +141,13 @@ def negative_values(kind: str) -> st.SearchStrategy:
     return st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=True)
 
 
+def field_names(section: type) -> set[str]:
+    """A section's field names: a room config (dataclass) or a recipe-only pydantic model."""
+    if dataclasses.is_dataclass(section):
+        return {f.name for f in dataclasses.fields(section)}
+    return set(section.model_fields)
+
+
 def setting(recipe: dict, path: tuple[str, ...], value: Any) -> dict:
     mutated = copy.deepcopy(recipe)
     node = mutated
@@ -179,7 +187,7 @@ def mutations(draw) -> tuple[str, dict, list[str]]:
         return what, setting(recipe, path, draw(negative_values(kind))), [".".join(path)]
     if what == "unknown key":
         section = draw(st.sampled_from(sorted(SECTIONS)))
-        known = set(SECTIONS[section].model_fields)
+        known = field_names(SECTIONS[section])
         key = draw(st.from_regex(r"\A[a-z][a-z_]{0,11}\Z").filter(lambda k: k not in known))
         return (
             what,

@@ -1,16 +1,16 @@
 """CLI: `synthkd critic train | score` and `synthkd label`.
 
 `critic train` gathers labels (a human label file, an LLM judge, or automatic labels
-from the recipe's seeds), fits the critic and saves it with its card and
+from the recipe's seeds or shots_file), fits the critic and saves it with its card and
 precision_yield.png. `critic score` writes a new corpus version with critic_score and
-accepted. `label` is the terminal annotation loop.
+accepted. `label` is the terminal annotation loop. Both go through `synthkd.stages`,
+the same functions `synthkd run` uses.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -55,24 +55,30 @@ def train_command(
     method: Annotated[
         str, typer.Option("--method", help="auto, logistic (embeddings) or lora (cross-encoder).")
     ] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for splits and sampling.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed for splits and sampling (default: the recipe's)."),
+    ] = None,
 ) -> None:
     """Train a critic for RECIPE on labels about records of CORPUS."""
-    from synthkd.critics import CriticConfig, train_critic
+    from synthkd import stages
     from synthkd.data import RunStore
-    from synthkd.recipe import load_recipe
 
-    loaded = load_recipe(recipe)
-    config = CriticConfig(**loaded.critic.model_dump())
+    ctx = stages.open_context(recipe)
+    config = ctx.critic_config()
     store = RunStore.open(corpus).corpus
-    task_kind = "labelled" if loaded.task.kind == "annotate" else loaded.task.kind
-    if store.kind != task_kind:
-        raise SynthkdError(f"the recipe makes {task_kind} records but {corpus} holds {store.kind}")
-    rows = store.read()
-    label_set = _gather_labels(loaded, config, rows, labels, judge, judge_n, seed)
-    target = out if out is not None else loaded.output_dir() / "critic"
-    critic = train_critic(
-        label_set, config, target, kind=store.kind, method=method, seed=seed, progress=True
+    if store.kind != ctx.kind:
+        raise SynthkdError(f"the recipe makes {ctx.kind} records but {corpus} holds {store.kind}")
+    critic = stages.fit_critic(
+        ctx,
+        store.read(),
+        out,
+        labels_file=labels,
+        judge_spec=judge,
+        judge_n=judge_n,
+        method=method,
+        seed=seed,
+        progress=True,
     )
     m = critic.metrics
     table = Table(title=f"critic {critic.version}", show_header=False)
@@ -94,72 +100,6 @@ def train_command(
     _console.print(table)
 
 
-def _gather_labels(recipe, config, rows, labels_path, judge_spec, judge_n, seed):
-    from synthkd.critics import LabelSet, auto_labels, labels_from_file, seeds_from_file
-
-    found = LabelSet()
-    labels_path = labels_path or (Path(config.labels_file) if config.labels_file else None)
-    if labels_path is not None:
-        found = found + labels_from_file(labels_path, rows)
-    judge_spec = judge_spec or config.judge
-    if judge_spec is not None:
-        found = found + _judge(judge_spec, rows, config.judge_rubric, judge_n, seed)
-    if labels_path is None and judge_spec is None:
-        task = recipe.task
-        if task.kind == "labelled":
-            seeds = seeds_from_file(
-                task.seeds, "labelled", text_column=task.text_column, label_column=task.label_column
-            )
-            found = auto_labels(seeds, labels=list(task.labels), seed=seed)
-        elif task.kind == "annotate":
-            if task.shots_file is None:
-                raise SynthkdError(
-                    "no critic labels: this recipe has no shots_file to use as seeds; "
-                    "give --labels FILE or --judge SPEC"
-                )
-            seeds = seeds_from_file(
-                task.shots_file,
-                "labelled",
-                text_column=task.text_column,
-                label_column=task.label_column,
-            )
-            found = auto_labels(seeds, labels=list(task.labels), seed=seed)
-        elif task.kind == "commonsense":
-            found = auto_labels(seeds_from_file(task.seed_triples, "commonsense"), seed=seed)
-        else:
-            if task.seed_kg is None:
-                raise SynthkdError(
-                    "no critic labels: this recipe has no seed_kg; give --labels FILE or --judge SPEC"
-                )
-            found = auto_labels(seeds_from_file(task.seed_kg, "document_kg"), seed=seed)
-    return found
-
-
-def _judge(spec: str, rows, rubric: str | None, n: int, seed: int):
-    from synthkd.critics import JUDGE_SAMPLING, judge_labels_async
-    from synthkd.generators import prompt_style, teacher_from_spec
-    from synthkd.generators.teachers import SamplingParams, TeacherRequest
-
-    teacher = teacher_from_spec(spec)
-    params = SamplingParams(**JUDGE_SAMPLING)
-    chat = prompt_style(teacher) == "chat"
-
-    def make_request(prompt: str) -> Any:
-        if chat:
-            return TeacherRequest(messages=({"role": "user", "content": prompt},), params=params)
-        return TeacherRequest(prompt=prompt, params=params)
-
-    async def run():
-        try:
-            return await judge_labels_async(
-                teacher, rows, make_request, rubric=rubric, n=n, seed=seed
-            )
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(run())
-
-
 @critic_app.command("score")
 def score_command(
     critic_dir: Annotated[Path, typer.Argument(help="Critic folder written by `critic train`.")],
@@ -172,40 +112,20 @@ def score_command(
     ] = None,
 ) -> None:
     """Score every record of CORPUS and commit a version with critic_score and accepted."""
-    import pyarrow as pa
-
-    from synthkd.critics import Critic, CriticConfig, apply_critic
+    from synthkd import stages
     from synthkd.data import RunStore
 
-    critic = Critic.load(critic_dir)
-    if recipe is not None:
-        from synthkd.recipe import load_recipe
-
-        config = CriticConfig(**load_recipe(recipe).critic.model_dump())
-    else:
-        config = CriticConfig(balance=balance, target_precision=critic.target_precision)
+    critic = stages.load_critic(critic_dir)
+    ctx = stages.open_context(recipe) if recipe is not None else None
+    config = stages.scoring_config(ctx, critic, balance)
     store = RunStore.open(corpus).corpus
     if store.kind != critic.kind:
         raise SynthkdError(
             f"the critic judges {critic.kind} records but {corpus} holds {store.kind}"
         )
-    rows = store.read().to_pylist()
-    if not rows:
+    if store.count() == 0:
         raise SynthkdError(f"the corpus {corpus} has no records to score")
-    scored = apply_critic(critic, rows, config, progress=True)
-    scores = pa.table(
-        {
-            "id": [r["id"] for r in scored],
-            "critic_score": [r["critic_score"] for r in scored],
-            "accepted": [r["accepted"] for r in scored],
-        }
-    )
-    version = store.update_scores(
-        scores,
-        critic.version,
-        f"critic score: {critic.version}",
-        threshold=critic.threshold,
-    )
+    scored, version = stages.score_store(critic, store, config, progress=True)
     _print_scored(scored, store.group_column, critic, version, config)
 
 
@@ -239,8 +159,8 @@ def label_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
 ) -> None:
     """Label sampled records acceptable or not, one key per record; saves every answer."""
-    from synthkd.critics import annotate
+    from synthkd import stages
     from synthkd.data import RunStore
 
     rows = RunStore.open(corpus).corpus.read()
-    annotate(rows, n, out, seed=seed, console=_console)
+    stages.label_by_hand(rows, n, out, seed=seed, console=_console)

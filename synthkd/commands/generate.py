@@ -1,15 +1,14 @@
 """CLI: `synthkd generate RECIPE.yaml [--n N] [--out DIR] [--teacher SPEC]`.
 
-Writes DIR/corpus (records) and DIR/rejects (with reasons) as Delta tables, shows a
-progress bar with records/s and acceptance, and ends with a summary table. Run it again
+Writes DIR/corpus (records) and DIR/rejects (with reasons) as Delta tables through
+`synthkd.stages` (the same generate and filter stages as `synthkd run`'s first round),
+shows a progress bar with records/s and acceptance, and ends with a summary table. Run it again
 after an interruption: samples already stored are skipped and the teacher's response
 cache answers the rest, so nothing done is asked of the teacher twice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -53,99 +52,64 @@ def generate_command(
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,
 ) -> None:
-    """Generate records from the recipe's teacher into OUT/corpus (rejects in OUT/rejects)."""
-    from synthkd.data import CorpusStore
-    from synthkd.generators import done_samples, make_task, teacher_mix
-    from synthkd.recipe import load_recipe
+    """Generate records from the recipe's teacher into OUT/corpus (rejects in OUT/rejects).
 
-    loaded = load_recipe(recipe)
-    task = make_task(loaded.task.model_dump(), loaded.templates)
-    slots = teacher_mix([s.model_dump() for s in loaded.teacher_sections()], teacher)
-    target = Path(out) if out is not None else loaded.output_dir()
+    The round is then filtered (rules, exact and near duplicates) as `synthkd run` does.
+    """
+    from synthkd import stages
+
+    ctx = stages.open_context(recipe, out, teacher=teacher)  # every file checked first
+    target = ctx.run_dir
     fresh = [p for p in (target, target / "corpus", target / "rejects") if not p.exists()]
     try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SynthkdError(f"cannot create the run folder {target}: {exc.strerror}") from None
-    corpus = CorpusStore.create(target / "corpus", task.kind)
-    rejects = CorpusStore.create(target / "rejects", task.kind, rejects=True)
-    done = done_samples(corpus, rejects, task.group_column)
-    try:
-        report = _run(loaded, task, slots, corpus, rejects, done, n)
+        report = _run(ctx, n)
+        filtered = stages.filter_round(ctx, 0)
     except SynthkdError:
-        if corpus.count() == 0 and rejects.count() == 0:
+        if ctx.wrote_nothing():
             for path in reversed(fresh):  # nothing was written: leave nothing behind
                 shutil.rmtree(path, ignore_errors=True)
         raise
+    corpus = ctx.stores().corpus
     summary = report.to_dict()
     summary.update(corpus=str(target / "corpus"), rejects_table=str(target / "rejects"))
+    summary["filtered_out"] = filtered["rejected"]
+    summary["filter_reasons"] = filtered["reasons"]
     summary["corpus_rows"] = corpus.count()
     if json_output:
         typer.echo(json.dumps(summary, sort_keys=True))
         return
-    _print_summary(Console(), loaded.name, summary)
+    _print_summary(Console(), ctx.name, summary)
 
 
-def _run(loaded, task, slots, corpus, rejects, done, n):
-    from synthkd.data import BufferedWriter
-    from synthkd.generators import generate
+def _run(ctx, n):
+    """One round through `synthkd.stages.generate_round`, with a rich progress bar."""
+    from synthkd import stages
 
     console = Console(stderr=True)
-    message = f"generate {loaded.name} round 0"
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(
-            BufferedWriter(corpus, message, flush_rows=200, flush_seconds=20, metadata={"round": 0})
-        )
-        rejects_writer = stack.enter_context(
-            BufferedWriter(
-                rejects, message, flush_rows=200, flush_seconds=20, metadata={"round": 0}
-            )
-        )
-        progress = stack.enter_context(
-            Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("requests  {task.fields[records]} records  {task.fields[rate]:.2f}/s"),
-                TextColumn("accepted {task.fields[acceptance]:.0%}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            )
-        )
-        bar = progress.add_task(
-            f"generate {loaded.name}", total=None, records=0, rate=0.0, acceptance=0.0
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests  {task.fields[records]} records  {task.fields[rate]:.2f}/s"),
+        TextColumn("accepted {task.fields[acceptance]:.0%}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    bar = progress.add_task(f"generate {ctx.name}", total=None, records=0, rate=0.0, acceptance=0.0)
+
+    def on_progress(snapshot) -> None:
+        progress.update(
+            bar,
+            completed=snapshot.requests_done,
+            total=snapshot.requests_total,
+            records=snapshot.records,
+            rate=snapshot.records_per_s,
+            acceptance=snapshot.acceptance,
         )
 
-        def on_progress(snapshot) -> None:
-            progress.update(
-                bar,
-                completed=snapshot.requests_done,
-                total=snapshot.requests_total,
-                records=snapshot.records,
-                rate=snapshot.records_per_s,
-                acceptance=snapshot.acceptance,
-            )
-
-        async def run():
-            try:
-                return await generate(
-                    task,
-                    slots,
-                    writer,
-                    rejects_writer,
-                    recipe=loaded.name,
-                    round=0,
-                    n=n,
-                    done=done,
-                    progress=on_progress,
-                )
-            finally:
-                for slot in slots:
-                    with contextlib.suppress(Exception):
-                        await slot.teacher.aclose()
-
-        return asyncio.run(run())
+    with progress:
+        return stages.generate_round(ctx, 0, n=n, progress=on_progress)
 
 
 def _print_summary(console: Console, name: str, summary: dict) -> None:
@@ -157,6 +121,9 @@ def _print_summary(console: Console, name: str, summary: dict) -> None:
     table.add_row("records", str(summary["records"]))
     table.add_row("rejects", str(sum(summary["rejects"].values())))
     for reason, count in sorted(summary["rejects"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("filtered out (rules, duplicates)", str(summary["filtered_out"]))
+    for reason, count in sorted(summary["filter_reasons"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {reason}", str(count))
     table.add_row("skipped (already stored)", str(summary["skipped_samples"]))
     table.add_row("records/s", f"{summary['records_per_s']:.2f}")

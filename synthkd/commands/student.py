@@ -1,6 +1,6 @@
 """CLI commands: `synthkd train | evaluate | predict | export | merge` (the students).
 
-Thin: read files, build a StudentConfig from the recipe, call synthkd.training, print.
+Thin: read files, call `synthkd.stages` (the same student stages as `synthkd run`), print.
 """
 
 from __future__ import annotations
@@ -32,52 +32,16 @@ LabelColumnOpt = Annotated[
 
 
 def read_table(path: str | Path, what: str) -> Any:
-    """A pyarrow Table from a corpus (Delta table or run folder), Parquet, JSONL or CSV."""
-    import pyarrow as pa
-
+    """A pyarrow Table from a corpus (Delta table or run folder) or a file of rows
+    (Parquet, JSONL, JSON, CSV, TSV: `synthkd.data`'s one reader)."""
     source = Path(path)
     if source.is_dir():
         from synthkd.data import RunStore
 
         return RunStore.open(source).corpus.read()
-    if not source.exists():
-        raise SynthkdError(f"{what} does not exist: {source}")
-    suffix = source.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+    from synthkd.data import read_table as read_file
 
-            return pq.read_table(source)
-        if suffix in (".jsonl", ".json"):
-            rows = []
-            with source.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise SynthkdError(f"{source}:{number}: not JSON ({exc.msg})") from None
-            return pa.Table.from_pylist(rows)
-        if suffix == ".csv":
-            import pyarrow.csv as pcsv
-
-            return pcsv.read_csv(source)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SynthkdError(f"cannot read {what} {source}: {' '.join(str(exc).split())}") from None
-    raise SynthkdError(f"{what} must be .parquet, .jsonl or .csv (or a corpus folder): {source}")
-
-
-def _rename(table: Any, mapping: dict[str, str], source: Path) -> Any:
-    """Give the recipe's text/label columns the corpus names (text, label)."""
-    for column, name in mapping.items():
-        if column == name:
-            continue
-        if column not in table.column_names:
-            raise SynthkdError(f"validation file {source} has no {column!r} column")
-        if name in table.column_names:
-            table = table.drop_columns([name])
-        table = table.rename_columns([name if c == column else c for c in table.column_names])
-    return table
+    return read_file(source, what)
 
 
 def _metrics_table(title: str, rows: list[tuple[str, str]]) -> Table:
@@ -97,22 +61,18 @@ def train(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train the recipe's student on a corpus; report validation scores beside the baseline."""
-    from synthkd.recipe import load_recipe
-    from synthkd.training import StudentConfig, train_student
+    """Train the recipe's student on a corpus; report validation scores beside the baseline.
 
-    loaded = load_recipe(recipe)
-    config = StudentConfig(**loaded.student.model_dump())
+    The student learns from the corpus (the critic's cut applied) plus the recipe's real
+    examples, and is judged on the recipe's validation file or, without one, on a
+    stratified split: the same data and split as `synthkd run` (through `synthkd.stages`).
+    """
+    from synthkd import stages
+
+    ctx = stages.open_context(recipe)
     train_table = read_table(corpus, "corpus")
-    validation = None
-    task = loaded.task
-    if getattr(task, "validation", None):
-        validation = read_table(task.validation, "validation file")
-        validation = _rename(
-            validation, {task.text_column: "text", task.label_column: "label"}, task.validation
-        )
-    target = out or loaded.output_dir() / "student"
-    result = train_student(config, train_table, validation, target, progress=progress)
+    target = out or ctx.run_dir / "student"
+    result, _ = stages.fit_student(ctx, train_table, target, progress=progress)
     rows = [("student", f"{result.kind} -> {result.path}")]
     rows.append(
         ("examples", f"{result.train_examples} train, {result.validation_examples} validation")
@@ -164,36 +124,32 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Accuracy, macro-F1, per-class scores, confusions and speed of a student on a file."""
-    from synthkd.training import evaluate as score
-    from synthkd.training import hard_negatives as mine
-    from synthkd.training import load_student
+    from synthkd import stages
 
-    student = load_student(student_dir)
     table = read_table(input, "input file")
-    if student.kind == "generative":
-        from synthkd.training import evaluate_generation
-
-        result = evaluate_generation(student, table)
-        _print_or_json(result.to_dict(), as_json, "generation", report)
-        return
-    from synthkd.training import labelled_examples
-
-    data = labelled_examples(
-        table, what=str(input), text_column=text_column, label_column=label_column
-    )
     plot = None
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         plot = report / "confusion.png"
-    result = score(student, data.texts, data.labels, plot_path=plot)
-    negatives = mine(student, data.texts, data.labels, hard_negatives)
-    payload = {**result.to_dict(), "hard_negatives": negatives.to_dict()}
+    found = stages.evaluate_student(
+        student_dir,
+        table,
+        what=str(input),
+        text_column=text_column,
+        label_column=label_column,
+        plot_path=plot,
+        hard_negatives=hard_negatives,
+    )
+    if found.kind == "generative":
+        _print_or_json(found.to_dict(), as_json, "generation", report)
+        return
+    result, negatives, payload = found.report, found.negatives, found.to_dict()
     if as_json:
         _print_or_json(payload, True, "evaluation", report)
         return
     if report is not None:
         (report / "report.json").write_text(json.dumps(payload, indent=2))
-    summary = Table(title=f"{student.kind} student on {input.name} ({result.examples} examples)")
+    summary = Table(title=f"{found.kind} student on {input.name} ({result.examples} examples)")
     for column in ("label", "precision", "recall", "F1", "support"):
         summary.add_column(column, justify="left" if column == "label" else "right")
     for label, scores in result.per_class.items():
@@ -242,16 +198,24 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
     text_column: TextColumnOpt = "text",
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 32,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="auto (the int8 copy when the folder has one), torch, onnx, int8 or static.",
+        ),
+    ] = "auto",
 ) -> None:
-    """Add `prediction` and `confidence` columns to a file of texts."""
+    """Add `prediction` and `confidence` columns to a file of texts (fastest copy by default)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthkd.training import load_student, texts_of
+    from synthkd.training import load_serving_student, texts_of
 
     if output.suffix.lower() != ".parquet":
         raise SynthkdError(f"--output must be a .parquet file: {output}")
-    student = load_student(student_dir)
+    student = load_serving_student(student_dir, format)
     table = read_table(input, "input file")
     texts = texts_of(table, what=str(input), text_column=text_column)
     if student.kind == "generative":
@@ -280,8 +244,8 @@ def predict(
         counts[label] = counts.get(label, 0) + 1
     shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
     _console.print(
-        f"wrote {len(texts)} predictions to {output}"
-        + (f" ({shown})" if student.kind != "generative" else "")
+        f"wrote {len(texts)} predictions to {output} ({getattr(student, 'format', student.kind)}"
+        + (f"; {shown})" if student.kind != "generative" else ")")
     )
 
 
@@ -295,9 +259,9 @@ def export(
     ] = None,
 ) -> None:
     """Write an ONNX or int8-quantized ONNX copy of a MiniLM student for serving."""
-    from synthkd.training import export_student
+    from synthkd import stages
 
-    target = export_student(student_dir, format, out)
+    target = stages.export_copy(student_dir, format, out)
     size = (target / "model.onnx").stat().st_size / 2**20
     _console.print(f"exported {format} student to {target} (model.onnx, {size:.1f} MiB)")
 
@@ -307,9 +271,9 @@ def merge(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the merged model.")],
 ) -> None:
     """Merge the LoRA adapter into its base: a standalone transformers model directory."""
-    from synthkd.training import merge_student
+    from synthkd import stages
 
-    target = merge_student(student_dir, out)
+    target = stages.merge_copy(student_dir, out)
     _console.print(f"merged student written to {target} (loads with transformers alone)")
 
 

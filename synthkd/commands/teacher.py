@@ -53,7 +53,7 @@ def sample(
     ),
 ) -> None:
     """Sample completions from a teacher and print them (JSONL with --json)."""
-    from synthkd.generators.teachers import SamplingParams, TeacherRequest, teacher_from_spec
+    from synthkd import stages
 
     if not prompt.strip():
         raise SynthkdError("--prompt is empty")
@@ -64,26 +64,21 @@ def sample(
     if temperature < 0:
         raise SynthkdError(f"--temperature must be >= 0, got {temperature}")
     json_schema = _read_schema(schema) if schema else None
-    params = SamplingParams(
+    request = stages.teacher_request(
+        prompt,
+        chat=chat,
+        n=n,
+        json_schema=json_schema,
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
         stop=tuple(stop or ()),
         seed=seed,
     )
-    if chat:
-        request = TeacherRequest(
-            messages=({"role": "user", "content": prompt},),
-            params=params,
-            n=n,
-            json_schema=json_schema,
-        )
-    else:
-        request = TeacherRequest(prompt=prompt, params=params, n=n, json_schema=json_schema)
     options = {"cache": not no_cache}
     if api_key_env:
         options["api_key_env"] = api_key_env
-    built = teacher_from_spec(teacher, **options)
+    built = stages.open_teacher(teacher, **options)
     err = Console(stderr=True)
 
     async def run():
@@ -169,10 +164,10 @@ def serve(
     ),
 ) -> None:
     """Serve the embedded (or a .gguf) model on 127.0.0.1 with llama_cpp.server (foreground)."""
-    from synthkd.generators.teachers.llamacpp_backend import resolve_model
+    from synthkd import stages
 
     spec = model.split(":", 1)[1] if model.startswith("llamacpp:") else model
-    name, path = resolve_model(spec)
+    name, path = stages.local_model(spec)
     if port == 0:
         port = _free_port()
     command = serve_command(path, name, port, n_ctx=n_ctx, threads=threads, logprobs=logprobs)

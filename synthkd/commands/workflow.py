@@ -55,10 +55,11 @@ def run_command(
     ] = None,
 ) -> None:
     """Distil RECIPE: generate, filter, store, train, evaluate, iterate."""
-    from synthkd.recipe import load_recipe
+    from synthkd import stages
 
-    loaded = load_recipe(recipe)  # a bad recipe stops here: nothing written, no teacher call
-    run_dir = Path(out) if out is not None else loaded.output_dir()
+    # a bad recipe, or a bad file it names, stops here: nothing written, no teacher call
+    ctx = stages.open_context(recipe, out, teacher=teacher)
+    loaded, run_dir = ctx.recipe, ctx.run_dir
     _prefect_env(run_dir)
     from synthkd.flows import distill
 
@@ -153,6 +154,7 @@ def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> 
     teacher = summary.get("teacher") or {}
     rows = student_rows(summary)
     if not rows:
+        console.print(f"student: {summary.get('student', 'none')}", soft_wrap=True)
         return
     parts = [f"student validation accuracy {_fmt(rows[0]['val_accuracy'])}"]
     if teacher:
@@ -180,10 +182,10 @@ def serve_command(
     Each scheduled run samples with new seeds, so it appends a new corpus version and
     never overwrites an earlier one.
     """
+    from synthkd import stages
     from synthkd.errors import SynthkdError
-    from synthkd.recipe import load_recipe
 
-    loaded = load_recipe(recipe)
+    loaded = stages.open_context(recipe, out, teacher=teacher).recipe
     try:
         from prefect.client.schemas.schedules import CronSchedule
 

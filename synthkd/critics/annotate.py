@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.panel import Panel
 
-from synthkd.critics.labels import read_table
 from synthkd.critics.records import Row, as_rows, kind_of, render
+from synthkd.data import read_rows, write_atomic
 from synthkd.data.schemas import IDENTITY_FIELDS
 from synthkd.errors import SynthkdError
 
@@ -64,12 +64,10 @@ class LabelFile:
         self.columns = ["id", "accept", *IDENTITY_FIELDS[kind], "labelled_at"]
         self.answers: list[dict[str, Any]] = []
         if self.path.exists():
-            table = read_table(self.path)
-            if "id" not in table.column_names or "accept" not in table.column_names:
+            rows = read_rows(self.path, "label file")
+            if rows and not {"id", "accept"} <= set(rows[0]):
                 raise SynthkdError(f"{self.path} exists and is not a label file (no id/accept)")
-            self.answers = table.select(
-                [c for c in self.columns if c in table.column_names]
-            ).to_pylist()
+            self.answers = [{c: row[c] for c in self.columns if c in row} for row in rows]
 
     def answered(self) -> set[str]:
         return {str(answer["id"]) for answer in self.answers}
@@ -96,9 +94,9 @@ class LabelFile:
                 [(name, pa.int8() if name == "accept" else pa.string()) for name in self.columns]
             ),
         )
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        pq.write_table(table, partial)
-        os.replace(partial, self.path)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        write_atomic(self.path, buffer.getvalue().to_pybytes())
 
     def counts(self) -> tuple[int, int, int]:
         values = [answer.get("accept") for answer in self.answers]

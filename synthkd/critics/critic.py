@@ -112,27 +112,36 @@ class Critic:
             raise SynthkdError(f"{meta_path} is not valid JSON") from None
         if meta.get("format_version") != FORMAT_VERSION or meta.get("method") not in METHODS:
             raise SynthkdError(f"{meta_path} is not a critic this synthkd version can read")
-        critic = cls(
-            kind=meta["kind"],
-            method=meta["method"],
-            threshold=float(meta["threshold"]),
-            target_precision=float(meta["target_precision"]),
-            version=meta["version"],
-            encoder_dir=meta.get("encoder_dir"),
-            encoder_backend=meta.get("encoder_backend", DEFAULT_BACKEND),
-            metrics=meta.get("metrics", {}),
-            label_counts=meta.get("label_counts", {}),
-            path=directory,
-        )
-        if critic.method == "logistic":
-            weights = directory / "head.safetensors"
-            if not weights.is_file():
-                raise SynthkdError(f"critic directory has no head.safetensors: {directory}")
-            critic.head = LogisticHead.load(weights)
-        else:
-            from synthkd.critics.crossencoder import CrossEncoderHead
+        try:
+            critic = cls(
+                kind=meta["kind"],
+                method=meta["method"],
+                threshold=float(meta["threshold"]),
+                target_precision=float(meta["target_precision"]),
+                version=meta["version"],
+                encoder_dir=meta.get("encoder_dir"),
+                encoder_backend=meta.get("encoder_backend", DEFAULT_BACKEND),
+                metrics=meta.get("metrics", {}),
+                label_counts=meta.get("label_counts", {}),
+                path=directory,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SynthkdError(f"{meta_path} is damaged (bad or missing field {exc})") from None
+        weights = directory / ("head.safetensors" if critic.method == "logistic" else "adapter")
+        try:
+            if critic.method == "logistic":
+                if not weights.is_file():
+                    raise SynthkdError(f"critic directory has no head.safetensors: {directory}")
+                critic.head = LogisticHead.load(weights)
+            else:
+                from synthkd.critics.crossencoder import CrossEncoderHead
 
-            critic.cross_encoder = CrossEncoderHead.load(directory / "adapter", critic.encoder_dir)
+                critic.cross_encoder = CrossEncoderHead.load(weights, critic.encoder_dir)
+        except SynthkdError:
+            raise
+        except Exception as exc:  # the loaders raise assorted errors on a damaged file
+            text = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise SynthkdError(f"damaged critic file {weights}: {text}") from None
         return critic
 
 

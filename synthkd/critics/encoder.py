@@ -13,19 +13,15 @@ A critic is trained and scored with the same backend (it is saved in critic.json
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
 import os
-import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from synthkd.assets import cache_dir, minilm_dir
+from synthkd.data.onnx import export_onnx
 from synthkd.errors import SynthkdError
 
 BACKENDS = ("onnx-int8", "torch")
@@ -82,46 +78,14 @@ def onnx_int8_model(model_dir: Path, tokenizer, model) -> Path:
     target = cache_dir() / "critic-encoders" / f"{model_dir.name}-{key}.int8.onnx"
     if target.is_file():
         return target
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    example = tokenizer(
-        ["a short example", "a slightly longer example"], padding=True, return_tensors="pt"
+    return export_onnx(
+        _pooled_module(model),
+        tokenizer,
+        target,
+        output_name="sentence_embedding",
+        quantize=True,
+        per_channel=True,
     )
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    sequence = torch.export.Dim("sequence", min=1, max=512)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        fp32 = Path(tmp) / "model.onnx"
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _pooled_module(model),
-                (example["input_ids"], example["attention_mask"]),
-                str(fp32),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["sentence_embedding"],
-                dynamic_shapes={
-                    "input_ids": {0: batch, 1: sequence},
-                    "attention_mask": {0: batch, 1: sequence},
-                },
-                external_data=False,
-                dynamo=True,
-                verbose=False,
-            )
-        quantized = Path(tmp) / "model.int8.onnx"
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # quantize_dynamic warns through the root logger
-        try:
-            quantize_dynamic(
-                str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True
-            )
-        finally:
-            root.setLevel(level)
-        os.replace(quantized, target)  # concurrent exporters: the last complete file wins
-    return target
 
 
 class SentenceEncoder:

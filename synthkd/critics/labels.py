@@ -6,7 +6,6 @@ the terminal annotation loop in annotate.py; all of them produce a `LabelSet`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
-from synthkd.critics.records import RELATION_PHRASES, Row, as_rows, kind_of
+from synthkd.critics.records import Row, as_rows, kind_of
+from synthkd.data import RELATION_PHRASES, read_rows
 from synthkd.data.schemas import CONTENT_FIELDS, IDENTITY_FIELDS, record_id
 from synthkd.errors import SynthkdError
 
@@ -61,22 +59,6 @@ class LabelSet:
         return out
 
 
-def read_table(path: str | Path) -> pa.Table:
-    """A Parquet or CSV file as a table; SynthkdError names the file when it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise SynthkdError(f"label file not found: {path}")
-    try:
-        if path.suffix.lower() == ".csv":
-            strings = {"id", *(f.name for fs in CONTENT_FIELDS.values() for f in fs)}
-            types = {name: pa.string() for name in strings if name != "teacher_confidence"}
-            return pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SynthkdError(f"cannot read label file {path}: {first}") from None
-
-
 def _accept_value(value: Any, line: int, path: Path) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None  # skipped during annotation
@@ -103,13 +85,12 @@ def labels_from_file(
     The last answer for a record wins; empty answers (skips) are ignored.
     """
     path = Path(path)
-    table = read_table(path)
-    if "accept" not in table.column_names:
+    file_rows = read_rows(path, "label file")
+    if not any("accept" in row for row in file_rows):
         raise SynthkdError(f"label file {path} has no `accept` column (0 or 1 per record)")
     corpus_rows = as_rows(corpus) if corpus is not None else None
     if corpus_rows is not None and not corpus_rows:
         raise SynthkdError("the corpus to match labels against is empty")
-    file_rows = table.to_pylist()
     kind = kind_of(corpus_rows or file_rows, kind)
     by_id = {row["id"]: row for row in corpus_rows} if corpus_rows is not None else None
     identity = IDENTITY_FIELDS[kind]
@@ -249,18 +230,7 @@ def seeds_from_file(
     quote}]}, one chunk per line (or flat rows with those fields).
     """
     path = Path(path)
-    if path.suffix.lower() == ".jsonl":
-        if not path.is_file():
-            raise SynthkdError(f"seed file not found: {path}")
-        entries = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    raise SynthkdError(f"seed file {path}:{number}: not valid JSON") from None
-    else:
-        entries = read_table(path).to_pylist()
+    entries = read_rows(path, "seed file")
     rows: list[Row] = []
     for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict):

@@ -13,26 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from synthkd.data import relations
 from synthkd.data.schemas import CONTENT_FIELDS, GROUP_COLUMN, KINDS
 from synthkd.errors import SynthkdError
 
 Row = dict[str, Any]
-
-RELATION_PHRASES = {
-    "xNeed": "before that, PersonX needs",
-    "xIntent": "PersonX does this because they want",
-    "xWant": "after that, PersonX wants",
-    "xReact": "as a result, PersonX feels",
-    "xEffect": "as a result, PersonX",
-    "xAttr": "PersonX is seen as",
-    "oWant": "after that, others want",
-    "oReact": "as a result, others feel",
-    "oEffect": "as a result, others",
-    "HinderedBy": "this can be hindered by",
-    "isAfter": "this happens after",
-    "isBefore": "this happens before",
-}
-"""Natural-language forms of ATOMIC relations, so the encoder reads a sentence."""
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -80,7 +65,8 @@ def content_text(row: Row, kind: str) -> str:
 
 
 def relation_phrase(relation: str) -> str:
-    return RELATION_PHRASES.get(relation, relation)
+    """The relation as the sentence the encoder reads (the table shared by every room)."""
+    return relations.relation_phrase(relation)
 
 
 def pair_of(row: Row, kind: str) -> tuple[str, str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from synthkd.critics.head import VIEWS, LogisticHead, out_of_fold, pair_features
 from synthkd.critics.labels import SOURCES, CriticLabel, LabelSet
 from synthkd.critics.progress import progress_bar
 from synthkd.critics.records import kind_of, pair_of, render
+from synthkd.data import staged_dir
 from synthkd.errors import SynthkdError
 
 MIN_PER_CLASS = 8
@@ -181,9 +180,7 @@ def train_critic(
 
 def _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selection_y, cut):
     out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as staging:
         critic.save_model(staging)
         held_set = set(held.tolist())
         pq.write_table(
@@ -212,10 +209,4 @@ def _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selec
             f"{critic.kind} critic ({critic.method})",
         )
         write_card(staging / "README.md", critic, selection)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     critic.path = out_dir

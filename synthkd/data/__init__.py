@@ -1,6 +1,6 @@
 """data room: record schemas, the versioned corpus store, dataset cards, export and publishing.
 
-Every other room writes and reads records through these names; see ../shared/DESIGN.md.
+Every other room writes and reads records through these names; see docs/architecture.md.
 """
 
 import os
@@ -20,6 +20,7 @@ from synthkd.data.io import (
     staged_dir,
     write_atomic,
 )
+from synthkd.data.relations import DEFAULT_RELATIONS, RELATION_PHRASES, relation_phrase
 from synthkd.data.run import RoundAcceptance, RunStore
 from synthkd.data.schemas import (
     CONTENT_FIELDS,
@@ -39,9 +40,11 @@ from synthkd.data.writer import BufferedWriter
 
 __all__ = [
     "CONTENT_FIELDS",
+    "DEFAULT_RELATIONS",
     "GROUP_COLUMN",
     "IDENTITY_FIELDS",
     "KINDS",
+    "RELATION_PHRASES",
     "STAGES",
     "BufferedWriter",
     "CorpusDiff",
@@ -65,6 +68,7 @@ __all__ = [
     "read_texts",
     "record_id",
     "record_schema",
+    "relation_phrase",
     "reject_schema",
     "staged_dir",
     "write_atomic",

@@ -11,9 +11,7 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING
 from rich.progress import Progress
 
 from synthkd.data.card import build_card
+from synthkd.data.io import staged_dir
 from synthkd.data.run import RunStore, acceptance_by_round
 from synthkd.data.store import CorpusStore
 from synthkd.errors import SynthkdError
@@ -146,12 +145,11 @@ def export_dataset(
     acceptance = acceptance_by_round(table.select(["round", "accepted"]), rejects)
 
     sizes = _split_sizes(table.num_rows, splits)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    with staged_dir(target) as staging:
         with _quiet_datasets():
             dataset_dict = _split(table, sizes, seed)
             files = _write_shards(dataset_dict, staging, rows_per_shard, progress)
+        names = [f.relative_to(staging) for f in files]
         card = build_card(
             table,
             kind=store.kind,
@@ -165,15 +163,11 @@ def export_dataset(
             critic_threshold=threshold,
         )
         card.save(staging / "README.md")
-        _replace_dir(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportResult(
         path=target,
         version=version,
         split_rows=sizes,
-        files=[target / f.relative_to(staging) for f in files] + [target / "README.md"],
+        files=[target / name for name in names] + [target / "README.md"],
     )
 
 
@@ -219,16 +213,6 @@ def _write_shards(
             files.append(path)
             bar.advance(task)
     return files
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    if target.exists():
-        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        target.rename(trash)
-        staging.rename(target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(target)
 
 
 def publish_dataset(

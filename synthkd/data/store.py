@@ -17,13 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import (
-    ColumnProperties,
-    DeltaTable,
-    PostCommitHookProperties,
-    WriterProperties,
-    write_deltalake,
-)
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from synthkd.data.conform import conform_rows, one_line
@@ -36,7 +30,20 @@ from synthkd.data.history import (
     version_from_history,
 )
 from synthkd.data.schemas import GROUP_COLUMN, kind_of_schema, record_schema, reject_schema
+from synthkd.data.table_files import (
+    KEEP_HISTORY,
+    WRITER,
+    _is_missing_version,
+    _row_count,
+    _stats_columns,
+    check_files,
+    damaged,
+    is_table,
+    log_damage,
+)
 from synthkd.errors import SynthkdError
+
+__all__ = ["CorpusStore", "check_name", "corpus_path", "is_table", "kind_of_schema_names"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -64,23 +71,6 @@ def _normalize(uri: str | Path) -> str:
     return str(Path(text).expanduser().absolute())
 
 
-def is_table(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
-    """Whether a Delta table is at `uri`, without side effects: deltalake's own check
-    makes a missing local folder as it looks."""
-    if "://" not in uri and not (Path(uri) / "_delta_log").is_dir():
-        return False
-    try:
-        options = dict(storage_options) if storage_options else None
-        return DeltaTable.is_deltatable(uri, storage_options=options)
-    except Exception:  # an unreachable store or an odd path is simply "not a table" here
-        return False
-
-
-def _is_missing_version(exc: Exception) -> bool:
-    text = str(exc)
-    return "version" in text.lower() and ("not the same" in text or "not found" in text.lower())
-
-
 class CorpusStore:
     """One Delta table of records (or of rejects) of a single kind.
 
@@ -98,6 +88,8 @@ class CorpusStore:
             raise SynthkdError(f"not a corpus: {uri} (no Delta table there)") from None
         except (DeltaError, OSError) as exc:
             raise SynthkdError(f"cannot open corpus {uri}: {one_line(exc)}") from None
+        except Exception as exc:  # deltalake raises bare Exceptions for a garbled log entry
+            raise log_damage(self.uri, exc) from None
         found = kind_of_schema_names([f.name for f in self._table.schema().fields])
         if found is None:
             raise SynthkdError(f"not a synthkd corpus: {uri} (its columns are not a record schema)")
@@ -154,7 +146,10 @@ class CorpusStore:
 
     def refresh(self) -> None:
         """See commits made by other writers since this store was opened."""
-        self._table.update_incremental()
+        try:
+            self._table.update_incremental()
+        except Exception as exc:  # deltalake raises bare Exceptions for a garbled log entry
+            raise log_damage(self.uri, exc) from None
 
     def version(self) -> int:
         self.refresh()
@@ -187,16 +182,24 @@ class CorpusStore:
         schema = (
             self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
         )
-        if self._plain_local(table):
-            # Plain Parquet files on a local disk: pyarrow reads them about 3x faster than
-            # deltalake's dataset scan, and the log already told us exactly which files.
-            files = table.file_uris()
-            if not files:
-                return schema.empty_table()
-            data = pq.read_table(files, columns=wanted)
-        else:
-            data = table.to_pyarrow_table(columns=wanted)
+        try:
+            if self._plain_local(table):
+                # Plain Parquet files on a local disk: pyarrow reads them about 3x faster than
+                # deltalake's dataset scan, and the log already told us exactly which files.
+                files = table.file_uris()
+                if not files:
+                    return schema.empty_table()
+                data = pq.read_table(files, columns=wanted)
+            else:
+                data = table.to_pyarrow_table(columns=wanted)
+        except (OSError, pa.ArrowException, DeltaError) as exc:  # a truncated or deleted file
+            raise damaged(table, self.uri, exc) from None
         return data.select(schema.names).cast(schema)
+
+    def check(self, version: int | None = None) -> None:
+        """Every data file of `version` is there and readable, or one line naming the first
+        that is not (reads only Parquet footers)."""
+        check_files(self._at(version), self.uri)
 
     def _plain_local(self, table: DeltaTable) -> bool:
         """True when file_uris() alone says what to read: local files, no deletion vectors or
@@ -205,7 +208,11 @@ class CorpusStore:
         return local and table.protocol().min_reader_version == 1
 
     def count(self, version: int | None = None) -> int:
-        return _row_count(self._at(version))
+        table = self._at(version)
+        try:
+            return _row_count(table)
+        except (OSError, pa.ArrowException, DeltaError) as exc:
+            raise damaged(table, self.uri, exc) from None
 
     def file_uris(self, version: int | None = None) -> list[str]:
         """The Parquet files of `version`: what duckdb, polars or pandas can read directly."""
@@ -225,10 +232,11 @@ class CorpusStore:
         return sorted_counts(column.to_pylist())
 
     def versions(self) -> list[CorpusVersion]:
-        """Every committed version, oldest first, with its message and row count."""
-        self.refresh()
+        """Every committed version, oldest first, with its message and row count; the
+        latest version's data files are checked first (one line naming a damaged one)."""
+        self.check()
         history = sorted(self._table.history(), key=lambda item: item["version"])
-        return [version_from_history(e, _row_count(self._at(e["version"]))) for e in history]
+        return [version_from_history(e, self.count(e["version"])) for e in history]
 
     def diff(self, v1: int, v2: int) -> CorpusDiff:
         """Records added and removed between two versions (either order), and rescored ones."""
@@ -364,62 +372,6 @@ class CorpusStore:
             action(merger).execute()
         except (DeltaError, OSError) as exc:  # a full or read-only disk
             raise SynthkdError(f"could not update {self.uri}: {one_line(exc)}") from None
-
-
-KEEP_HISTORY = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
-"""Checkpoints, but no log cleanup: delta-rs would drop the log of versions older than 30
-days, and every past version of a corpus must stay readable (a scheduled run appends
-one a day)."""
-
-_ONE_PER_ROW = (
-    "created_at",
-    "critic_score",
-    "teacher_confidence",
-    "head",
-    "tail",
-    "subject",
-    "object",
-)
-"""Columns whose values rarely repeat: a dictionary page there is pure overhead."""
-
-_FREE_TEXT = ("id", "sample_key", "raw_completion", "text", "soft_labels", "meta", "quote")
-"""Hashes and free text: values never repeat and their min/max skips no file either."""
-
-_REPEATING = ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK")
-WRITER = WriterProperties(
-    compression="SNAPPY",
-    default_column_properties=_REPEATING,
-    column_properties={
-        **dict.fromkeys(
-            _ONE_PER_ROW, ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK")
-        ),
-        **dict.fromkeys(
-            _FREE_TEXT, ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-        ),
-    },
-)
-"""Snappy, as pyarrow writes Parquet (deltalake's WriterProperties default is uncompressed:
-files 3.6x larger); dictionaries only where values repeat (labels, lineage), which makes
-an append about 35% cheaper than dictionary-encoding every id and text; column-chunk
-statistics, as pyarrow writes them (page-level ones cost about 10% of an append and help
-no reader of a corpus, which reads whole files), except on hashes and free text."""
-
-
-def _row_count(table: DeltaTable) -> int:
-    """Rows at a snapshot from each file's numRecords in the log: no data is read."""
-    if not table.file_uris():
-        return 0
-    actions = pa.table(table.get_add_actions(flatten=True))
-    if "num_records" not in actions.column_names or actions["num_records"].null_count:
-        return table.to_pyarrow_dataset().count_rows()  # files logged without stats
-    return pc.sum(actions["num_records"]).as_py()
-
-
-def _stats_columns(kind: str, rejects: bool) -> list[str]:
-    """Columns worth min/max statistics (what people filter on). Stats on every column
-    (the Delta default) make each append about 1.3x slower for no reader benefit."""
-    columns = ["round", GROUP_COLUMN[kind], "accepted", "critic_score"]
-    return [*columns, "stage"] if rejects else columns
 
 
 def kind_of_schema_names(names: Sequence[str]) -> tuple[str, bool] | None:

@@ -1,4 +1,5 @@
-"""flows: Prefect flows that wire the rooms together (see ../shared/DESIGN.md).
+"""flows: Prefect flows whose tasks are thin wrappers around `synthkd.stages` (see
+docs/architecture.md).
 
 - `distill`: the whole performance-guided loop; the stages as flows of their own:
   `generate_corpus`, `filter_corpus`, `train_critic`, `train_student`, `publish_corpus`.

@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import flow
 
+from synthkd import stages
 from synthkd.flows import report as reporting
 from synthkd.flows.events import emit
 from synthkd.flows.steps import (
@@ -27,13 +28,11 @@ from synthkd.flows.steps import (
     fit_critic,
     fit_student,
     generate_round,
-    load,
-    make_context,
     score_corpus,
     teacher_baseline,
 )
 
-CLASSIFIER_TASKS = ("labelled",)
+NO_STUDENT = "no student for this task kind yet"
 STUDENT_NAMES = {"minilm": "LoRA MiniLM", "linear": "linear TF-IDF"}
 
 
@@ -118,12 +117,16 @@ def distill(
     teacher_baseline_limit: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole distillation of RECIPE into OUT_DIR; returns the run summary."""
-    loaded = load({"recipe": recipe})  # a bad recipe stops here, before any teacher call
-    run_dir = Path(out_dir) if out_dir else loaded.output_dir()
-    ctx = make_context(recipe, run_dir, teacher, _seed_offset(fresh))
-    max_rounds = rounds or loaded.loop.rounds
-    classifier = loaded.task.kind in CLASSIFIER_TASKS
-    use_cut = loaded.critic.enabled
+    # the recipe and every file it names are read and checked here, before any teacher call
+    ctx = stages.remember(
+        stages.open_context(recipe, out_dir, teacher=teacher, seed_offset=_seed_offset(fresh))
+    )
+    ident, loaded, run_dir = ctx.identity(), ctx.recipe, ctx.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # annotate labels every input text once: a second round would ask for nothing new
+    max_rounds = 1 if ctx.task_kind == "annotate" else (rounds or loaded.loop.rounds)
+    classifier = ctx.is_classifier
+    use_cut = loaded.critic.enabled and stages.has_label_source(ctx)
     per_label = getattr(loaded.task, "per_label", None) or getattr(loaded.task, "per_relation", 20)
 
     history: list[dict[str, Any]] = []
@@ -131,16 +134,20 @@ def distill(
     best_round, best_f1, stale, tokens = None, -1.0, 0, 0
     focus, wanted, critic = None, None, None
     stop_reason = f"round budget ({max_rounds})"
+    if ctx.task_kind == "annotate":
+        stop_reason = "every input text labelled once (annotate)"
     for r in range(max_rounds):
         emit("round", round=r, rounds=max_rounds)
-        gen = generate_round(ctx, r, focus, wanted)
-        filtered = filter_round.submit(ctx, r).result()
+        gen = generate_round(ident, r, focus, wanted)
+        filtered = filter_round.submit(ident, r).result()
         work = [gen["seconds"], filtered["seconds"]]  # what each task took, cached or not
-        if critic is None:
-            critic = fit_critic(ctx)
-            work.append(critic["seconds"])
-        scored = score_corpus.submit(ctx, r, critic["version"]).result()
-        work.append(scored["seconds"])
+        scored = None
+        if stages.has_label_source(ctx):
+            if critic is None:
+                critic = fit_critic(ident)
+                work.append(critic["seconds"])
+            scored = score_corpus.submit(ident, r, critic["version"]).result()
+            work.append(scored["seconds"])
         tokens += gen["teacher_prompt_tokens"] + gen["teacher_completion_tokens"]
         row: dict[str, Any] = {
             "round": r,
@@ -148,8 +155,8 @@ def distill(
             "accepted": filtered["kept"],
             "rejected": sum(gen["rejects"].values()) + filtered["rejected"],
             "reject_reasons": {**gen["rejects"], **filtered["reasons"]},
-            "critic_accepted": scored["accepted"],
-            "corpus_rows": scored["scored"],
+            "critic_accepted": scored["accepted"] if scored else None,
+            "corpus_rows": scored["scored"] if scored else None,
             "teacher_requests": gen.get("teacher_requests"),
             "teacher_cache_hits": gen["teacher_cache_hits"],
             "teacher_prompt_tokens": gen["teacher_prompt_tokens"],
@@ -159,7 +166,7 @@ def distill(
             "val_macro_f1": None,
         }
         if classifier:
-            student = fit_student.submit(ctx, r, use_cut, "student").result()
+            student = fit_student.submit(ident, r, use_cut, "student").result()
             work.append(student["seconds"])
             students[r] = student
             baseline = student.get("baseline") or {}
@@ -197,8 +204,10 @@ def distill(
         "stop_reason": stop_reason,
     }
     if classifier and best_round is not None:
-        summary.update(_finish_classifier(ctx, run_dir, students, best_round, use_cut))
-        summary["teacher"] = teacher_baseline.submit(ctx, teacher_baseline_limit).result()
+        summary.update(_finish_classifier(ctx, students, best_round, use_cut))
+        summary["teacher"] = teacher_baseline.submit(ident, teacher_baseline_limit).result()
+    else:
+        summary["student"] = NO_STUDENT
     report_path = reporting.write_report(run_dir, loaded.name, history, summary)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _publish_artifacts(history, report_path)
@@ -206,8 +215,9 @@ def distill(
     return summary
 
 
-def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_cut: bool) -> dict:
+def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> dict:
     """Keep the best student; check the critic's cut against training without it."""
+    ident, run_dir = ctx.identity(), ctx.run_dir
     best = students[best_round]
     chosen, cut_kept, ablations = best, None, {}
     first = students[min(students)]
@@ -217,7 +227,7 @@ def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_
     }
     if use_cut:
         emit("student", action="ablation without the critic's cut")
-        uncut = fit_student.submit(ctx, best_round, False, "student-no-cut").result()
+        uncut = fit_student.submit(ident, best_round, False, "student-no-cut").result()
         ablations["with the critic's cut"] = {k: best[k] for k in ("val_accuracy", "val_macro_f1")}
         ablations["without the critic's cut"] = {
             k: uncut[k] for k in ("val_accuracy", "val_macro_f1")
@@ -225,14 +235,16 @@ def _finish_classifier(ctx, run_dir: Path, students: dict, best_round: int, use_
         cut_kept = best["val_macro_f1"] >= uncut["val_macro_f1"]
         if not cut_kept:
             chosen = uncut
+    chosen_cut = use_cut and chosen is best
     _install_student(chosen["path"], run_dir / "student")
     png = Path(chosen["path"]) / "confusion_matrix.png"
     if png.exists():
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
-    kind = load(ctx).student.kind
+    kind = ctx.recipe.student.kind
     serving = None
     if kind == "minilm":  # the linear student is its own fastest form
-        copy = export_serving_copy.submit(ctx, str(run_dir / "student")).result()
+        student_dir = str(run_dir / "student")
+        copy = export_serving_copy.submit(ident, student_dir, best_round, chosen_cut).result()
         serving = {
             "name": f"{copy['format']} ONNX export, student/{Path(copy['path']).name}",
             **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from synthkd.data import write_atomic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,14 +27,12 @@ REQUIRED_METRICS = (
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write JSON so that a kill never leaves half a file."""
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_metrics(run_dir: Path, rounds: Sequence[dict[str, Any]]) -> Path:
-    """metrics.json: one object per round (the contract in DESIGN.md)."""
+    """metrics.json: one object per round (the contract in docs/architecture.md)."""
     for row in rounds:
         missing = [key for key in REQUIRED_METRICS if key not in row]
         if missing:
@@ -147,21 +146,27 @@ def write_report(
     summary: dict[str, Any],
 ) -> Path:
     """report.md: the per-round table, the plots, student vs teacher and the ablations."""
-    plots = run_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    plot_macro_f1(rounds, plots / "macro_f1_per_round.png")
-    plot_per_class_f1(rounds, plots / "per_class_f1_per_round.png")
-
+    scored = any(r.get("val_macro_f1") is not None for r in rounds)
     parts = [f"# synthkd run report: {recipe_name}\n"]
     best = summary.get("best_round")
-    parts.append(
-        f"Best student: round {best}, validation accuracy {_fmt(summary.get('student_accuracy'))}, "
-        f"macro-F1 {_fmt(summary.get('student_macro_f1'))}. Stopped: {summary.get('stop_reason', '–')}.\n"
-    )
+    stopped = f"Stopped: {summary.get('stop_reason', '–')}."
+    if best is None:
+        parts.append(f"No student: {summary.get('student', 'none was trained')}. {stopped}\n")
+    else:
+        parts.append(
+            f"Best student: round {best}, validation accuracy "
+            f"{_fmt(summary.get('student_accuracy'))}, macro-F1 "
+            f"{_fmt(summary.get('student_macro_f1'))}. {stopped}\n"
+        )
     parts.append("## Rounds\n")
     parts.append(rounds_table(rounds))
-    parts.append("\n![macro-F1 per round](plots/macro_f1_per_round.png)\n")
-    parts.append("![per-class F1 per round](plots/per_class_f1_per_round.png)\n")
+    if scored:
+        plots = run_dir / "plots"
+        plots.mkdir(exist_ok=True)
+        plot_macro_f1(rounds, plots / "macro_f1_per_round.png")
+        plot_per_class_f1(rounds, plots / "per_class_f1_per_round.png")
+        parts.append("\n![macro-F1 per round](plots/macro_f1_per_round.png)\n")
+        parts.append("![per-class F1 per round](plots/per_class_f1_per_round.png)\n")
 
     teacher = summary.get("teacher") or {}
     parts.append("\n## Student vs teacher\n")
@@ -207,8 +212,4 @@ def write_report(
         if (run_dir / rel).exists():
             parts.append(f"\n## {title}\n\n![{title}]({rel})\n")
 
-    path = run_dir / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text("".join(parts))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / "report.md", "".join(parts))

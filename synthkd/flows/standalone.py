@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
+from synthkd import stages
 from synthkd.flows.steps import (
     filter_round,
     fit_critic,
     fit_student,
     generate_round,
-    load,
-    make_context,
     score_corpus,
 )
 
 
-def _context(recipe: str, out_dir: str | None, teacher: str | None = None):
-    run_dir = Path(out_dir) if out_dir else load({"recipe": recipe}).output_dir()
-    return make_context(recipe, run_dir, teacher)
+def _context(recipe: str, out_dir: str | None, teacher: str | None = None) -> dict[str, Any]:
+    """The identity the tasks take; the recipe and its files are checked here, once."""
+    return stages.remember(stages.open_context(recipe, out_dir, teacher=teacher)).identity()
 
 
 @flow(name="generate-corpus")

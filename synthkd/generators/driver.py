@@ -11,118 +11,32 @@ relation, document) falls short of what was wanted, the task plans more, a few t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synthkd.data import Lineage, make_record, make_reject
 from synthkd.errors import SynthkdError
-from synthkd.generators.prompting import PromptStyle, prompt_style
-from synthkd.generators.tasks.annotate import AnnotateTask, normalised, raw_text
-from synthkd.generators.tasks.base import Focus, GenerationTask, Parsed, Sampling
-from synthkd.generators.teachers.base import Completion, Teacher, TeacherRequest, Usage
+from synthkd.generators.annotating import AnnotateRun
+from synthkd.generators.report import (
+    GenerationProgress,
+    GenerationReport,
+    ProgressCallback,
+    TeacherSlot,
+    copy_usage,
+    default_wanted,
+    usage_since,
+)
+from synthkd.generators.resume import prune_retried
+from synthkd.generators.tasks.annotate import AnnotateTask
+from synthkd.generators.tasks.base import Focus, GenerationTask, Parsed
+from synthkd.generators.teachers.base import Completion, SampleError, Teacher, TeacherRequest
 
-
-@dataclass
-class TeacherSlot:
-    """One teacher of a mix, with its share of the work, prompt style and sampling."""
-
-    teacher: Teacher
-    weight: float = 1.0
-    style: str = "auto"
-    """"completion", "chat" or "auto" (ask the teacher / guess from its name)."""
-    sampling: Sampling = field(default_factory=Sampling)
-
-    def resolved_style(self) -> PromptStyle:
-        return prompt_style(self.teacher, self.style)
-
-
-@dataclass
-class GenerationProgress:
-    """A snapshot the progress callback receives after every batch."""
-
-    requests_done: int
-    requests_total: int
-    samples: int
-    records: int
-    rejects: int
-    skipped: int
-    seconds: float
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def acceptance(self) -> float:
-        decided = self.records + self.rejects
-        return self.records / decided if decided else 0.0
-
-
-@dataclass
-class GenerationReport:
-    """What one generation did; `rejects` counts reasons."""
-
-    requests: int = 0
-    samples: int = 0
-    records: int = 0
-    rejects: Counter = field(default_factory=Counter)
-    skipped_samples: int = 0
-    """Samples already in the store (resume): neither asked nor written again."""
-    per_group: dict[str, int] = field(default_factory=dict)
-    """Records per label / relation / document (skipped samples' records included)."""
-    usage: Usage = field(default_factory=Usage)
-    """Teacher usage during this generation, summed over the mix."""
-    seconds: float = 0.0
-
-    @property
-    def rejected(self) -> int:
-        return sum(self.rejects.values())
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def acceptance(self) -> float:
-        decided = self.records + self.rejected
-        return self.records / decided if decided else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "samples": self.samples,
-            "records": self.records,
-            "rejects": dict(self.rejects),
-            "skipped_samples": self.skipped_samples,
-            "per_group": dict(self.per_group),
-            "records_per_s": round(self.records_per_s, 3),
-            "acceptance": round(self.acceptance, 4),
-            "teacher_prompt_tokens": self.usage.prompt_tokens,
-            "teacher_completion_tokens": self.usage.completion_tokens,
-            "teacher_cache_hits": self.usage.cache_hits,
-            "seconds": round(self.seconds, 2),
-        }
-
-
-ProgressCallback = Callable[[GenerationProgress], None]
-
-
-def default_wanted(task: GenerationTask | AnnotateTask, n: int | None) -> dict[str, int]:
-    """Records wanted per group: `n`, or the task's own per-round setting."""
-    config = task.config
-    if n is None:
-        n = (
-            getattr(config, "per_label", None)
-            or getattr(config, "per_relation", None)
-            or getattr(config, "per_document", None)
-            or 30
-        )
-    return {group: n for group in task.groups}
+__all__ = ["GenerationProgress", "GenerationReport", "TeacherSlot", "default_wanted", "generate"]
 
 
 async def generate(
@@ -146,10 +60,14 @@ async def generate(
     writer / rejects_writer: `synthkd.data.BufferedWriter`s (anything with `add(row)`).
     n: records wanted per group (label, relation, document); `wanted` sets it per group.
     done: sample_key -> groups of the records it produced, for samples already in the
-    store (a resumed run); those samples are neither asked nor written again.
+    store (a resumed run); those samples are neither asked nor written again, except the
+    ones `done.retry` names (`done_samples`: earlier teacher errors), which are asked
+    again; once they have their new row, their old teacher-error rejects are removed.
     """
     slots = _slots(teachers)
-    run = _Run(task, slots, writer, rejects_writer, recipe, round, dict(done or {}), progress)
+    done = done or {}
+    run = _Run(task, slots, writer, rejects_writer, recipe, round, dict(done), progress)
+    run.retry = set(getattr(done, "retry", ()))
     goal = dict(wanted) if wanted is not None else default_wanted(task, n)
     try:
         if isinstance(task, AnnotateTask):
@@ -158,6 +76,14 @@ async def generate(
             await run.generate(focus, goal, batch_size, max_attempts)
     finally:
         run.finish()
+    if (
+        run.report.retried_teacher_errors
+        and hasattr(writer, "store")
+        and hasattr(rejects_writer, "store")
+    ):
+        writer.flush()
+        rejects_writer.flush()
+        prune_retried(writer.store, rejects_writer.store, recipe)
     return run.report
 
 
@@ -181,7 +107,11 @@ def _pick_slot(intent_id: str, slots: list[TeacherSlot]) -> int:
     return len(slots) - 1
 
 
-class _Run:
+class _Run(AnnotateRun):
+    """One generation: its teachers, writers, report, and what a resumed run skips."""
+
+    retry: set[str] = frozenset()
+
     def __init__(self, task, slots, writer, rejects_writer, recipe, round, done, progress):
         self.task = task
         self.slots = slots
@@ -195,15 +125,15 @@ class _Run:
         self.report = GenerationReport()
         self.per_group: Counter = Counter()
         self.started = time.perf_counter()
-        self.usage_before = [_copy_usage(s.teacher.usage) for s in slots]
+        self.usage_before = [copy_usage(s.teacher.usage) for s in slots]
         self.requests_total = 0
         self.any_success = False
+        self.asked: set[str] = set()
+        """Samples answered in this run (teacher errors are not: they may be asked again)."""
 
     # ----------------------------------------------------------- generation
 
     async def generate(self, focus, goal, batch_size, max_attempts) -> None:
-        import asyncio
-
         self._input_rejects()
         wanted = dict(goal)
         for attempt in range(max_attempts):
@@ -229,11 +159,16 @@ class _Run:
             batch: list[TeacherRequest] = []
             while queue and len(batch) < batch_size:
                 request = queue.pop(0)
-                if self._already_done(request, teacher):
+                if self._asked(request, teacher) or self._already_done(request, teacher):
                     continue
                 batch.append(request)
             if not batch:
                 continue
+            retried = sum(
+                request.sample_key(teacher.backend, teacher.model, i) in self.retry
+                for request in batch
+                for i in range(request.n)
+            )
             responses = await teacher.generate(batch)
             follow_ups = []
             failures = 0
@@ -245,18 +180,29 @@ class _Run:
                     )
                     parsed = self._parse(request, completion)
                     self._write(request, completion.text, key, teacher, parsed, completion)
+                    self.asked.add(key)
+                    self.retry.discard(key)
                     follow_ups.extend(parsed.follow_ups)
-                for error in response.errors:
-                    failures += 1
+                errors = list(response.errors)
+                answered = {c.index for c in response.completions} | {e.index for e in errors}
+                errors += [
+                    SampleError(i, "no answer") for i in range(request.n) if i not in answered
+                ]
+                for error in errors:
                     key = error.sample_key or request.sample_key(
                         teacher.backend, teacher.model, error.index
                     )
+                    failures += key not in self.retry
+                    self.retry.add(key)  # a later plan in this run, or a rerun, asks again
                     reason = "teacher_error: " + " ".join(error.reason.split())[:120]
                     content = self.task.reject_content(request)
                     self._reject_row(request, "", key, teacher, content, reason, "teacher")
+                    self.report.outcomes["reject"] += 1
                 self.report.samples += request.n
             self.report.requests += len(batch)
-            if failures and not self.any_success and failures == sum(r.n for r in batch):
+            self.report.retried_teacher_errors += retried
+            fresh = sum(r.n for r in batch) - retried
+            if failures and not self.any_success and failures == fresh:
                 first = next(e for r in responses for e in r.errors)
                 raise SynthkdError(
                     f"teacher {teacher.backend}:{teacher.model} failed every sample of the "
@@ -289,6 +235,14 @@ class _Run:
             self.rejects_writer.add(make_reject(self.task.kind, content, lineage, reason, "parse"))
             self.report.rejects[reason] += 1
 
+    def _asked(self, request: TeacherRequest, teacher: Teacher) -> bool:
+        """Every sample of it already answered in this run (a replan of the same intent):
+        the answer would be the cached one again, so it is neither asked nor counted."""
+        return all(
+            request.sample_key(teacher.backend, teacher.model, i) in self.asked
+            for i in range(request.n)
+        )
+
     def _already_done(self, request: TeacherRequest, teacher: Teacher) -> bool:
         if not self.done:
             return False
@@ -297,7 +251,7 @@ class _Run:
         ):
             return False  # its follow-ups are not in the store: replay it (from the cache)
         keys = [request.sample_key(teacher.backend, teacher.model, i) for i in range(request.n)]
-        if not all(key in self.done for key in keys):
+        if not all(key in self.done and key not in self.retry for key in keys):
             return False
         for key in keys:
             for group in self.done[key]:
@@ -319,6 +273,10 @@ class _Run:
     def _write(self, request, raw, key, teacher, parsed: Parsed, completion) -> None:
         stage = "teacher" if not completion.ok else "parse"
         lineage = self._lineage(request, raw, key, teacher)
+        if not (parsed.records or parsed.rejects or parsed.follow_ups):
+            parsed.rejects.append((self.task.reject_content(request), "no_output"))
+        outcome = "record" if parsed.records else "reject" if parsed.rejects else "follow_up"
+        self.report.outcomes[outcome] += 1
         for content in parsed.records:
             row = make_record(self.task.kind, content, lineage)
             if self.writer.add(row):
@@ -348,66 +306,6 @@ class _Run:
             raw_completion=raw,
         )
 
-    # ------------------------------------------------------------- annotate
-
-    async def annotate(self, limit: int | None, batch_size: int) -> None:
-        task: AnnotateTask = self.task
-        slot = self.slots[0]
-        teacher = slot.teacher
-        style = self.styles[0]
-        header, suffix, _, template_hash = task.header(style)
-        labels = list(task.labels)
-        choices = [f" {label}" for label in labels] if style == "completion" else labels
-        items = task.items(limit)
-        self.requests_total = len(items)
-        pending = []
-        for item in items:
-            request = task.request(header, task.prepared(item.text), suffix)
-            key = request.sample_key(teacher.backend, teacher.model, 0)
-            if key in self.done:
-                for group in self.done[key]:
-                    self.per_group[group] += 1
-                self.report.skipped_samples += 1
-                self.report.requests += 1
-                continue
-            if not item.text.strip():
-                lineage = self._annotate_lineage(request, "", key, teacher, template_hash, labels)
-                self.rejects_writer.add(make_reject("labelled", None, lineage, "empty", "parse"))
-                self.report.rejects["empty"] += 1
-                continue
-            pending.append((item, request, key))
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start : start + batch_size]
-            texts = [task.prepared(item.text) for item, _, _ in batch]
-            distributions = await teacher.label_distribution(header, texts, choices, suffix)
-            for (item, request, key), dist in zip(batch, distributions, strict=True):
-                by_label = {
-                    label: dist.get(choice, 0.0)
-                    for label, choice in zip(labels, choices, strict=True)
-                }
-                item.distribution = normalised(by_label, labels)
-                raw = raw_text(item.distribution)
-                lineage = self._annotate_lineage(request, raw, key, teacher, template_hash, labels)
-                content = task.content(item)
-                self.writer.add(make_record("labelled", content, lineage))
-                self.report.records += 1
-                self.per_group[content["label"]] += 1
-            self.report.requests += len(batch)
-            self.report.samples += len(batch)
-            self._tick()
-
-    def _annotate_lineage(self, request, raw, key, teacher, template_hash, labels) -> Lineage:
-        return Lineage(
-            recipe=self.recipe,
-            round=self.round,
-            teacher_backend=teacher.backend,
-            teacher_model=teacher.model,
-            template_hash=template_hash,
-            sampling={"method": "label_distribution", "labels": labels},
-            sample_key=key,
-            raw_completion=raw,
-        )
-
     # -------------------------------------------------------------- report
 
     def _snapshot(self) -> GenerationProgress:
@@ -428,27 +326,8 @@ class _Run:
     def finish(self) -> None:
         self.report.seconds = time.perf_counter() - self.started
         self.report.per_group = dict(self.per_group)
-        total = Usage()
-        for slot, before in zip(self.slots, self.usage_before, strict=True):
-            now = slot.teacher.usage
-            for name in (
-                "requests",
-                "prompt_tokens",
-                "completion_tokens",
-                "retries",
-                "cache_hits",
-                "failures",
-            ):
-                setattr(
-                    total, name, getattr(total, name) + getattr(now, name) - getattr(before, name)
-                )
-            total.seconds += now.seconds - before.seconds
-        self.report.usage = total
+        self.report.usage = usage_since(self.slots, self.usage_before)
         self._tick()
-
-
-def _copy_usage(usage: Usage) -> Usage:
-    return Usage(**usage.to_dict())
 
 
 def _queue_order(request: TeacherRequest) -> tuple[int, str]:

@@ -7,15 +7,11 @@ weights; `load_student` reads that first, so any directory without it is "not a 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from synthkd.data import staged_dir, write_atomic
 from synthkd.errors import SynthkdError
 
 MANIFEST = "student.json"
@@ -23,7 +19,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -43,7 +39,25 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise SynthkdError(f"{manifest} is not valid JSON: {exc.msg}") from exc
     if not isinstance(data, dict) or "kind" not in data:
         raise SynthkdError(f"{manifest} has no 'kind': not a synthkd student")
+    labels = data.get("labels")
+    if data["kind"] != "generative" and not (
+        isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
+    ):
+        raise SynthkdError(f"{manifest} has no 'labels' list: the student folder is damaged")
     return data
+
+
+def damaged_student(root: Path, exc: BaseException) -> SynthkdError:
+    """One line for a student file a loader could not read, naming the likely file."""
+    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    origin = f"{type(exc).__module__} {text}".lower()
+    for suffix in (".safetensors", ".onnx", ".npz", ".json"):
+        if suffix.strip(".") in origin:
+            files = sorted(root.rglob(f"*{suffix}"))
+            named = [f for f in files if f.name in text] or files
+            if named:
+                return SynthkdError(f"damaged student file {named[0]}: {text}")
+    return SynthkdError(f"cannot load the student in {root} (a damaged file?): {text}")
 
 
 def refuse_pickle_only(root: Path) -> None:
@@ -71,28 +85,8 @@ def require_model_dir(path: str | Path, what: str) -> Path:
     return root
 
 
-@contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Write a directory under a temporary name and move it in place only on success.
-
-    A crash or a bad input part-way leaves the previous directory (or nothing), never a
-    half-written student.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
+atomic_dir = staged_dir
+"""A student folder written aside and swapped in whole (the data room's one helper)."""
 
 
 def now_utc() -> str:
@@ -158,4 +152,4 @@ def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
         "```",
         "",
     ]
-    (root / "README.md").write_text("\n".join(lines))
+    write_atomic(root / "README.md", "\n".join(lines))

@@ -9,31 +9,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthkd.data import relation_phrase
 from synthkd.errors import SynthkdError
 from synthkd.training._examples import accepted_only, rows_of
 
 GEN = "[GEN]"
 TRIPLE_SEPARATOR = " ; "
 FIELD_SEPARATOR = " | "
-
-# Natural-language forms of the ATOMIC-2020 relations, so the student reads a sentence.
-RELATION_TEMPLATES = {
-    "xNeed": "but before, PersonX needed",
-    "xWant": "as a result, PersonX wants",
-    "xIntent": "because PersonX wanted",
-    "xReact": "as a result, PersonX feels",
-    "xEffect": "as a result, PersonX",
-    "xAttr": "PersonX is seen as",
-    "xReason": "because",
-    "oWant": "as a result, others want",
-    "oReact": "as a result, others feel",
-    "oEffect": "as a result, others",
-    "HinderedBy": "this can be hindered by",
-    "isAfter": "this happens after",
-    "isBefore": "this happens before",
-    "Causes": "this causes",
-    "isFilledBy": "blank can be filled by",
-}
 
 
 @dataclass
@@ -45,8 +27,8 @@ class TripleExample:
 
 
 def commonsense_prompt(head: str, relation: str) -> str:
-    template = RELATION_TEMPLATES.get(relation, relation)
-    return f"{head.strip()} {template} {GEN}"
+    """COMET-style "head <relation phrase> [GEN]" (the phrase table shared by every room)."""
+    return f"{head.strip()} {relation_phrase(relation, mid_sentence=True)} {GEN}"
 
 
 def _text(value: Any, column: str, row: int, what: str) -> str:

@@ -6,17 +6,14 @@ measure and serve them exactly like the PyTorch student.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from synthkd.data.onnx import export_onnx as export_graph
+from synthkd.data.onnx import quantize_onnx
 from synthkd.errors import SynthkdError
 from synthkd.training._files import write_json
 from synthkd.training._hf_training import cpu_threads, forward_batches
@@ -44,55 +41,20 @@ def export_onnx(
     `fp32_export`: this student's ONNX export, if one exists; quantizing it skips a second
     (slow) graph export.
     """
-    fp32 = target / ("model.fp32.onnx" if quantize else MODEL_FILE)
+    model = target / MODEL_FILE
     if quantize and fp32_export is not None:
-        shutil.copyfile(fp32_export, fp32)
+        quantize_onnx(fp32_export, model)
     else:
-        _export_graph(student, fp32)
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        root = logging.getLogger()  # quantize_dynamic advises via the root logger
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
-        finally:
-            root.setLevel(level)
-        fp32.unlink()
-    student.tokenizer.save_pretrained(target)
-    return {"bytes": (target / MODEL_FILE).stat().st_size}
-
-
-def _export_graph(student: Any, path: Path) -> None:
-    example = student.tokenizer(
-        ["a short example", "a slightly longer example sentence"],
-        padding=True,
-        return_tensors="pt",
-    )
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    sequence = torch.export.Dim("sequence", min=1, max=student.max_length)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        torch.inference_mode(False),
-    ):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _LogitsOnly(student.model).eval(),
-            (example["input_ids"], example["attention_mask"]),
-            str(path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["logits"],
-            dynamic_shapes={
-                "input_ids": {0: batch, 1: sequence},
-                "attention_mask": {0: batch, 1: sequence},
-            },
-            external_data=False,
-            dynamo=True,
-            verbose=False,
+        export_graph(
+            _LogitsOnly(student.model),
+            student.tokenizer,
+            model,
+            output_name="logits",
+            max_length=student.max_length,
+            quantize=quantize,
         )
+    student.tokenizer.save_pretrained(target)
+    return {"bytes": model.stat().st_size}
 
 
 class OnnxStudent:

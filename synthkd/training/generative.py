@@ -46,6 +46,7 @@ from synthkd.training._hf_training import (
 )
 from synthkd.training._triples import TripleExample, match_scores, triple_examples
 from synthkd.training.config import StudentConfig
+from synthkd.training.result import TrainResult
 
 ADAPTER_DIR = "adapter"
 EVAL_LIMIT = 64
@@ -297,8 +298,6 @@ def train_generative(
     progress: bool = True,
 ):
     """Train, save (all or nothing) and score the generative student on held-out prompts."""
-    from synthkd.training.students import TrainResult
-
     start = time.perf_counter()
     layout, train_ex = triple_examples(train, what="the training corpus")
     if validation is None:

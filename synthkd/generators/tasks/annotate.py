@@ -12,31 +12,37 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, field_validator
+
+from synthkd.config import Settings, settings
+from synthkd.data import read_rows
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
-from synthkd.generators.tasks.base import column, read_rows, squash
-from synthkd.generators.tasks.labelled import LabelSpec
+from synthkd.generators.tasks.base import column, squash
+from synthkd.generators.tasks.labelled import LabelSpec, Shots, label_dict
 from synthkd.generators.teachers.base import SamplingParams, TeacherRequest
 
 
-@dataclass
-class AnnotateTaskConfig:
-    """Settings of the annotate task; field names match the recipe's `task:` section."""
+@settings("task")
+class AnnotateTaskConfig(Settings):
+    """The teacher labels the user's own texts; records keep its full label distribution."""
 
-    input: str
-    """CSV or Parquet (or JSONL) file of the texts to label."""
-    labels: dict[str, LabelSpec | dict[str, Any]]
-    """Label name -> description (chat teachers see it)."""
-    text_column: str = "text"
-    shots_file: str | None = None
-    """Labelled examples for the few-shot header (JSONL/CSV/Parquet)."""
-    shots: int = 2
-    """Examples per label in the header."""
-    label_column: str = "label"
-    """Label column of shots_file."""
-    kind: str = "annotate"
+    input: str = field(metadata={"help": "CSV, Parquet or JSONL file of the texts to label."})
+    labels: Annotated[dict[str, LabelSpec], Field(min_length=2)] = field(
+        metadata={"help": "Label name -> description (chat teachers see it)."}
+    )
+    text_column: str = field(default="text", metadata={"help": "Text column of `input`."})
+    shots_file: str | None = field(
+        default=None,
+        metadata={"help": "Labelled examples for the few-shot header (JSONL/CSV/Parquet)."},
+    )
+    shots: Shots = field(default=2, metadata={"help": "Examples per label in the header."})
+    label_column: str = field(default="label", metadata={"help": "Label column of shots_file."})
+    kind: Literal["annotate"] = "annotate"
+
+    _labels_shorthand = field_validator("labels", mode="before")(label_dict)
 
 
 _MAX_TEXT_CHARS = 1200  # the head of a long text decides; the header's KV is what is reused
@@ -61,10 +67,7 @@ class AnnotateTask:
     def __init__(self, config: AnnotateTaskConfig, templates: Templates | None = None):
         self.config = config
         self.templates = templates or Templates()
-        self.labels = {
-            name: spec if isinstance(spec, LabelSpec) else LabelSpec(**spec)
-            for name, spec in config.labels.items()
-        }
+        self.labels = dict(config.labels)
         rows = read_rows(config.input, "input file")
         self.texts = column(rows, config.text_column, config.input, "input file")
         self.shots: list[dict[str, str]] = []

@@ -15,15 +15,17 @@ Parsing never guesses: anything it cannot read exactly becomes a reject.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from synthkd.config import Settings, settings
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
 from synthkd.generators.teachers.base import Completion, SamplingParams, TeacherRequest
@@ -32,15 +34,24 @@ Intent = dict[str, Any]
 """What to ask the teacher: {"stage": ..., "id": stable id, ...task fields}; JSON-able."""
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """A teacher's sampling defaults from the recipe; stages add stop strings and budgets."""
+@settings("teacher.sampling", frozen=True)
+class Sampling(Settings):
+    """A teacher's sampling defaults (the recipe's `teacher.sampling`); stages add stop
+    strings and per-stage budgets."""
 
-    temperature: float = 0.9
-    top_p: float = 0.95
-    max_tokens: int | None = None
-    """None: each stage's own budget."""
-    seed: int | None = 0
+    temperature: Annotated[float, Field(ge=0, le=2)] = field(
+        default=0.9, metadata={"help": "Softmax temperature; 0 is greedy."}
+    )
+    top_p: Annotated[float, Field(gt=0, le=1)] = field(
+        default=0.95, metadata={"help": "Nucleus sampling mass."}
+    )
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = field(
+        default=None,
+        metadata={"help": "Completion budget; None lets each task stage choose its own."},
+    )
+    seed: int | None = field(
+        default=0, metadata={"help": "Base seed; sample i of a request uses seed + i."}
+    )
 
 
 @dataclass
@@ -226,41 +237,6 @@ def loads_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def read_rows(path: str | Path, what: str) -> list[dict[str, Any]]:
-    """Rows of a JSONL, JSON (list), CSV or Parquet file, as dicts."""
-    file = Path(path)
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".jsonl":
-            rows = []
-            for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    raise SynthkdError(f"{what} {file}:{number}: not valid JSON") from None
-                if not isinstance(row, dict):
-                    raise SynthkdError(f"{what} {file}:{number}: each line must be a JSON object")
-                rows.append(row)
-            return rows
-        if suffix == ".json":
-            data = json.loads(file.read_text(encoding="utf-8"))
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise SynthkdError(f"{what} {file}: expected a JSON list of objects")
-            return data
-        if suffix in (".csv", ".tsv"):
-            with file.open(newline="", encoding="utf-8") as handle:
-                return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(file).to_pylist()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SynthkdError(f"{what} {file}: cannot read ({exc})") from None
-    raise SynthkdError(f"{what} {file}: unsupported file type {suffix!r} (jsonl, csv, parquet)")
 
 
 def column(rows: list[dict[str, Any]], name: str, path: str | Path, what: str) -> list[str]:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from synthkd.config import Settings, settings
+from synthkd.data import read_rows, read_texts
+from synthkd.data.relations import DEFAULT_RELATIONS, RELATION_PHRASES
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
 from synthkd.generators.tasks.base import (
@@ -25,42 +29,45 @@ from synthkd.generators.tasks.base import (
     Parsed,
     loads_object,
     normal_form,
-    read_rows,
     rotate,
     squash,
 )
 from synthkd.generators.teachers.base import Completion, TeacherRequest
 
-DEFAULT_RELATIONS = {
-    "xNeed": "Before that, PersonX needed",
-    "xIntent": "PersonX did this because PersonX wanted",
-    "xWant": "After that, PersonX wants",
-    "xReact": "After that, PersonX feels",
-    "xEffect": "As a result, PersonX",
-    "xAttr": "PersonX is seen as",
-    "HinderedBy": "This would not happen if",
-}
 
+@settings("task")
+class CommonsenseTaskConfig(Settings):
+    """ATOMIC-style (head, relation, tail) triples, Symbolic Knowledge Distillation style."""
 
-@dataclass
-class CommonsenseTaskConfig:
-    """Settings of the commonsense task; field names match the recipe's `task:` section."""
-
-    seed_events: str
-    """Text file of seed head events, one "PersonX ..." per line."""
-    seed_triples: str
-    """JSONL of gold {head, relation, tail} examples, several per relation."""
-    relations: dict[str, str]
-    """Relation name -> natural-language template the tail completes."""
-    per_relation: int = 20
-    """Triples asked for per relation per round."""
-    tails_per_event: int = 2
-    """Tails sampled per (event, relation)."""
-    event_shots: int = 10
-    """Seed events shown when writing new events (rotating)."""
-    tail_shots: int = 6
-    """Gold triples shown per relation."""
-    kind: str = "commonsense"
+    seed_events: str = field(
+        metadata={
+            "help": 'Seed head events: a .txt file, one "PersonX ..." per line (or a table '
+            "with an `event` column)."
+        }
+    )
+    seed_triples: str = field(
+        metadata={"help": "JSONL of gold {head, relation, tail} examples, several per relation."}
+    )
+    relations: Annotated[dict[str, str], Field(min_length=1)] = field(
+        default_factory=lambda: {name: RELATION_PHRASES[name] for name in DEFAULT_RELATIONS},
+        metadata={
+            "help": "Relation name -> natural-language template the tail completes, e.g. "
+            "'As a result, PersonX' (default: the ATOMIC relations)."
+        },
+    )
+    per_relation: Annotated[int, Field(ge=1, le=100_000)] = field(
+        default=20, metadata={"help": "Triples asked for per relation per round."}
+    )
+    tails_per_event: Annotated[int, Field(ge=1, le=64)] = field(
+        default=2, metadata={"help": "Tails sampled per (event, relation)."}
+    )
+    event_shots: Annotated[int, Field(ge=1, le=100)] = field(
+        default=10, metadata={"help": "Seed events shown when writing new events (rotating)."}
+    )
+    tail_shots: Annotated[int, Field(ge=1, le=100)] = field(
+        default=6, metadata={"help": "Gold triples shown per relation."}
+    )
+    kind: Literal["commonsense"] = "commonsense"
 
 
 _EVENT_SAMPLES = 4
@@ -77,12 +84,7 @@ class CommonsenseTask(GenerationTask):
     def __init__(self, config: CommonsenseTaskConfig, templates: Templates | None = None):
         super().__init__(templates)
         self.config = config
-        try:
-            lines = Path(config.seed_events).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SynthkdError(
-                f"seed events file {config.seed_events}: cannot read ({exc})"
-            ) from None
+        lines = read_texts(config.seed_events, "event", "seed events file")
         self.seed_events = [squash(line) for line in lines if line.strip()]
         if not self.seed_events:
             raise SynthkdError(f"seed events file {config.seed_events}: no events")

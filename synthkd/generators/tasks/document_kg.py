@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import glob
 import re
-from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from synthkd.config import Settings, settings
+from synthkd.data import read_rows
+from synthkd.data.io import MAX_FILE_BYTES
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
 from synthkd.generators.tasks.base import (
@@ -26,33 +31,47 @@ from synthkd.generators.tasks.base import (
     Intent,
     Parsed,
     loads_object,
-    read_rows,
     squash,
 )
 from synthkd.generators.tasks.entities import Chunk, EntityIndex, chunk_document, quote_in
 from synthkd.generators.teachers.base import Completion, TeacherRequest
 
 
-@dataclass
-class DocumentKGTaskConfig:
-    """Settings of the document KG task; field names match the recipe's `task:` section."""
+@settings("task")
+class DocumentKGTaskConfig(Settings):
+    """Knowledge-graph triples grounded in quotes of the user's documents."""
 
-    documents: str
-    """Glob of plain-text documents."""
-    seed_kg: str | None = None
-    """JSONL of few-shot examples: {text, entities, triples: [{subject, predicate, object, quote}]}."""
-    chunk_tokens: int = 160
-    """Token budget of one chunk (words and punctuation marks)."""
-    per_document: int = 10
-    """Triples wanted per document per round; while a document has fewer, its chunks are
-    sampled once more (at most one extra pass)."""
-    max_entities: int = 12
-    """Entities kept per chunk."""
-    samples_per_chunk: int = 2
-    """Fact-list samples drawn per chunk."""
-    min_quote_chars: int = 12
-    """Shorter quotes support nothing."""
-    kind: str = "document_kg"
+    documents: str = field(
+        metadata={"help": "Glob of plain-text documents, relative to the recipe."}
+    )
+    seed_kg: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL of few-shot examples: {text, entities, triples: [{subject, "
+            "predicate, object, quote}]}."
+        },
+    )
+    chunk_tokens: Annotated[int, Field(ge=20, le=100_000)] = field(
+        default=160,
+        metadata={"help": "Token budget of one chunk (words and punctuation marks)."},
+    )
+    per_document: Annotated[int, Field(ge=1, le=100_000)] = field(
+        default=10,
+        metadata={
+            "help": "Triples wanted per document per round; while a document has fewer, its "
+            "chunks are sampled once more (at most one extra pass)."
+        },
+    )
+    max_entities: Annotated[int, Field(ge=2, le=200)] = field(
+        default=12, metadata={"help": "Entities kept per chunk."}
+    )
+    samples_per_chunk: Annotated[int, Field(ge=1, le=64)] = field(
+        default=2, metadata={"help": "Fact-list samples drawn per chunk."}
+    )
+    min_quote_chars: Annotated[int, Field(ge=1, le=10_000)] = field(
+        default=12, metadata={"help": "Shorter quotes support nothing."}
+    )
+    kind: Literal["document_kg"] = "document_kg"
 
 
 _MAX_PREDICATE_WORDS = 6
@@ -326,6 +345,12 @@ def _mentioned(name: str, chunk: str) -> bool:
 def _read_text(path: Path) -> tuple[str, str | None]:
     """(text, None) or ("", reason) for a file that is not UTF-8 text."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SynthkdError(
+                f"documents: {path}: {size / 1024**2:.0f} MiB is over the "
+                f"{MAX_FILE_BYTES / 1024**2:.0f} MiB limit (SYNTHKD_MAX_FILE_BYTES)"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise SynthkdError(f"documents: cannot read {path} ({exc.strerror or exc})") from None

@@ -13,8 +13,12 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, field_validator
+
+from synthkd.config import Settings, settings
+from synthkd.data import read_rows
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
 from synthkd.generators.tasks.base import (
@@ -25,7 +29,6 @@ from synthkd.generators.tasks.base import (
     column,
     echoes,
     loads_object,
-    read_rows,
     rotate,
     squash,
 )
@@ -35,51 +38,107 @@ _SHOT_WORDS = 60
 _SHOT_SENTENCES = 2
 
 
-@dataclass
-class LabelSpec:
-    description: str = ""
-    """What the label means, in a few words (chat prompts show it)."""
-    subtopics: list[str] = field(default_factory=list)
-    """Diversity axis: what an example of this label may be about."""
+@settings("task.labels")
+class LabelSpec(Settings):
+    description: str = field(
+        default="", metadata={"help": "What the label means, in a few words (chat prompts)."}
+    )
+    subtopics: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Diversity axis: what an example of this label may be about."},
+    )
 
 
-@dataclass
-class LabelledTaskConfig:
-    """Settings of the labelled task; field names match the recipe's `task:` section."""
+def label_dict(value: Any) -> Any:
+    """Accept `labels: [a, b]` and `labels: {a: "description"}` as shorthands."""
+    if isinstance(value, list):
+        return {str(name): {} for name in value}
+    if isinstance(value, dict):
+        return {k: ({"description": v} if isinstance(v, str) else v) for k, v in value.items()}
+    return value
 
-    labels: dict[str, LabelSpec | dict[str, Any]]
-    """Label name -> its description and subtopics."""
-    seeds: str
-    """JSONL/CSV/Parquet of a few real examples per label (the rotating shots)."""
-    validation: str | None = None
-    """Held-out examples that judge the student (never shown to the teacher)."""
-    text_column: str = "text"
-    label_column: str = "label"
-    styles: list[str] = field(default_factory=list)
-    """Diversity axis: writing styles (e.g. report, interview, preview)."""
-    lengths: list[str] = field(default_factory=list)
-    """Diversity axis: lengths (chat prompts; base models follow the shots' length)."""
-    per_label: int = 50
-    """Records asked for per label per round."""
-    shots: int = 4
-    """Seed examples per prompt; they rotate so every seed takes its turn."""
-    samples_per_prompt: int = 4
-    """Samples drawn from one prompt (they share its KV cache on llama.cpp)."""
-    item_name: str = "Story"
-    """What one example is called in the prompt ("Story", "Review", "Text")."""
-    label_name: str = "Section"
-    """What the label is called in the prompt ("Section", "Topic", "Sentiment")."""
-    document_title: str = "Latest stories"
-    """First line of the completion prompt: the page the items belong to."""
-    headline: bool = False
-    """Items start with a headline line; the first line of a multi-line seed is its headline."""
-    kind: str = "labelled"
+
+Count = Annotated[int, Field(ge=1, le=100_000)]
+Shots = Annotated[int, Field(ge=0, le=64)]
+
+
+@settings("task")
+class LabelledTaskConfig(Settings):
+    """Labelled examples written per label (text classification); the recipe's `task:`."""
+
+    labels: Annotated[dict[str, LabelSpec], Field(min_length=2)] = field(
+        metadata={"help": "Label name -> its description and subtopics (or a list of names)."}
+    )
+    seeds: str = field(
+        metadata={"help": "JSONL/CSV/Parquet of a few real examples per label (the shots)."}
+    )
+    validation: str | None = field(
+        default=None,
+        metadata={"help": "Held-out examples that judge the student (never shown to the teacher)."},
+    )
+    test: str | None = field(
+        default=None,
+        metadata={
+            "help": "A labelled file no part of the loop reads; only the final report scores it."
+        },
+    )
+    unlabelled: str | None = field(
+        default=None,
+        metadata={"help": "CSV/Parquet/JSONL of the user's real unlabelled texts."},
+    )
+    unlabelled_text_column: str = field(
+        default="text", metadata={"help": "Text column of `unlabelled`."}
+    )
+    text_column: str = field(
+        default="text", metadata={"help": "Text column of seeds, validation and test."}
+    )
+    label_column: str = field(
+        default="label", metadata={"help": "Label column of seeds, validation and test."}
+    )
+    styles: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Diversity axis: writing styles (e.g. report, interview, preview)."},
+    )
+    lengths: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Diversity axis: lengths (chat prompts; base models follow the shots)."},
+    )
+    per_label: Count = field(
+        default=50, metadata={"help": "Records asked for per label per round."}
+    )
+    shots: Shots = field(
+        default=4,
+        metadata={"help": "Seed examples per prompt; they rotate so every seed takes its turn."},
+    )
+    samples_per_prompt: Annotated[int, Field(ge=1, le=64)] = field(
+        default=4,
+        metadata={"help": "Samples drawn from one prompt (they share its KV cache on llama.cpp)."},
+    )
+    item_name: str = field(
+        default="Story",
+        metadata={"help": 'What one example is called in the prompt ("Story", "Review").'},
+    )
+    label_name: str = field(
+        default="Section",
+        metadata={"help": 'What the label is called in the prompt ("Section", "Topic").'},
+    )
+    document_title: str = field(
+        default="Latest stories",
+        metadata={"help": "First line of the completion prompt: the page the items belong to."},
+    )
+    headline: bool = field(
+        default=False,
+        metadata={
+            "help": "Items start with a headline line; the first line of a multi-line seed "
+            "is its headline."
+        },
+    )
+    kind: Literal["labelled"] = "labelled"
+
+    _labels_shorthand = field_validator("labels", mode="before")(label_dict)
 
     def label_specs(self) -> dict[str, LabelSpec]:
-        return {
-            name: spec if isinstance(spec, LabelSpec) else LabelSpec(**spec)
-            for name, spec in self.labels.items()
-        }
+        return dict(self.labels)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,24 @@ class SampleError:
     sample_key: str = ""
 
 
+@dataclass(frozen=True)
+class LabelError:
+    """A text `label_distribution` could not score (after retries), with why.
+
+    It stands in the result list where that text's distribution would be: one bad text
+    (an HTTP 400 for a prompt too long...) is that text's failure, not the batch's.
+    """
+
+    reason: str
+
+    def __bool__(self) -> bool:  # a failed text has no distribution
+        return False
+
+
+LabelResult = dict[str, float] | LabelError
+"""One text's answer from `label_distribution`: P(label) summing to 1, or why it failed."""
+
+
 @dataclass
 class TeacherResponse:
     request: TeacherRequest
@@ -142,12 +160,13 @@ class Teacher(Protocol):
 
     async def label_distribution(
         self, header: str, texts: list[str], labels: list[str], suffix: str = ""
-    ) -> list[dict[str, float]]:
+    ) -> list[LabelResult]:
         """The teacher as a classifier: P(label | header + text + suffix) for each text.
 
         Base models score each label's continuation by log-probability (the header's KV
         state reused, not re-evaluated per text); chat models use a constrained choice or
-        logprobs. Each distribution sums to 1.
+        logprobs. Each distribution sums to 1; a text that could not be scored is a
+        `LabelError` in its place. Scored texts are cached one by one, as they come.
         """
         ...
 

@@ -21,6 +21,8 @@ from typing import TypeVar
 from synthkd.errors import SynthkdError
 from synthkd.generators.teachers.base import (
     Completion,
+    LabelError,
+    LabelResult,
     SampleError,
     TeacherRequest,
     TeacherResponse,
@@ -172,15 +174,20 @@ class CachingTeacher:
 
     async def label_distribution(
         self, header: str, texts: list[str], labels: list[str], suffix: str = ""
-    ) -> list[dict[str, float]]:
-        """P(label | header + text + suffix) per text, normalised over `labels` (cached)."""
+    ) -> list[LabelResult]:
+        """P(label | header + text + suffix) per text, normalised over `labels`.
+
+        Each text is answered from the cache, else scored and cached as soon as its own
+        answer is in: a batch that fails halfway keeps what was answered, and a rerun
+        pays only for the rest. A text that cannot be scored is a `LabelError`.
+        """
         labels = list(dict.fromkeys(labels))
         if not labels:
             raise SynthkdError("label_distribution needs at least one label")
         started = time.perf_counter()
         keys = [self._label_key(header, text, labels, suffix) for text in texts]
         hits = self._cache.get_many(keys) if self._cache is not None else {}
-        results: list[dict[str, float] | None] = [None] * len(texts)
+        results: list[LabelResult | None] = [None] * len(texts)
         missing = []
         for i, key in enumerate(keys):
             if key in hits:
@@ -188,26 +195,35 @@ class CachingTeacher:
                 self.usage.cache_hits += 1
             else:
                 missing.append(i)
+
+        def done(j: int, result: LabelResult) -> None:
+            i = missing[j]
+            results[i] = result
+            if isinstance(result, LabelError):
+                self.usage.failures += 1
+            elif self._cache is not None:
+                self._cache.put(Completion(0, json.dumps(result), "stop", sample_key=keys[i]))
+
         try:
             if missing:
-                todo = [texts[i] for i in missing]
-                for i, dist in zip(
-                    missing,
-                    await self._label_distribution(header, todo, labels, suffix),
-                    strict=True,
-                ):
-                    results[i] = dist
-                    if self._cache is not None:
-                        self._cache.put(Completion(0, json.dumps(dist), "stop", sample_key=keys[i]))
+                await self._label_distribution(
+                    header, [texts[i] for i in missing], labels, suffix, done
+                )
         finally:
             if self._cache is not None:
                 self._cache.flush()
             self.usage.seconds += time.perf_counter() - started
-        return results  # type: ignore[return-value]
+        return [LabelError("no answer") if r is None else r for r in results]
 
     async def _label_distribution(
-        self, header: str, texts: list[str], labels: list[str], suffix: str
-    ) -> list[dict[str, float]]:
+        self,
+        header: str,
+        texts: list[str],
+        labels: list[str],
+        suffix: str,
+        done: Callable[[int, LabelResult], None],
+    ) -> None:
+        """Score each text; call `done(i, distribution or LabelError)` as each is had."""
         raise NotImplementedError
 
     def _label_key(self, header: str, text: str, labels: list[str], suffix: str) -> str:

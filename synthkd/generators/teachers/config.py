@@ -6,9 +6,12 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from synthkd.assets import GEMMA_MODEL_NAME, SMOLLM2_MODEL_NAME
+from synthkd.config import Settings, settings
 from synthkd.errors import SynthkdError
 
 DEFAULT_SPEC = f"llamacpp:{GEMMA_MODEL_NAME}"
@@ -16,90 +19,129 @@ BACKENDS = ("llamacpp", "openai", "vllm")
 EMBEDDED_MODELS = (GEMMA_MODEL_NAME, SMOLLM2_MODEL_NAME)
 
 
-@dataclass
-class TeacherConfig:
+@settings("teacher")
+class TeacherConfig(Settings):
     """How a teacher is reached and paced. Every field has a default that works locally.
 
-    Fields only one backend reads are grouped and say so.
+    Fields only one backend reads say so. A recipe's `teacher:` section is this plus the
+    spec, its weight in a mix, the prompt style and sampling (`synthkd.recipe`).
     """
 
     # --- every backend -------------------------------------------------------------
-    cache: bool = True
-    """Put the persistent response cache in front of the backend (see cache.py)."""
-    cache_path: str | Path | None = None
-    """SQLite file of the response cache; None means `<synthkd cache>/teacher_responses.sqlite`."""
+    cache: bool = field(
+        default=True,
+        metadata={"help": "Put the persistent response cache in front of the backend."},
+    )
+    cache_path: str | Path | None = field(
+        default=None,
+        metadata={
+            "help": "SQLite file of the response cache; None: "
+            "`<synthkd cache>/teacher_responses.sqlite`."
+        },
+    )
 
     # --- openai backend --------------------------------------------------------------
-    base_urls: tuple[str, ...] = ()
-    """Replicas of one OpenAI-compatible server (`.../v1`); each request goes to the one
-    with the fewest requests in flight. Empty means the spec's `@URL` list, else OpenAI."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key (the key itself is never
-    taken as an option, logged or stored). None: OPENAI_API_KEY if set; a key is only
-    required for the hosted OpenAI API."""
-    concurrency: int = 16
-    """Most requests in flight at once, over all replicas."""
-    requests_per_minute: float | None = None
-    """Client-side request rate limit (None: unlimited)."""
-    tokens_per_minute: float | None = None
-    """Client-side token rate limit, counting prompt (about 4 characters a token) plus
-    `max_tokens` for each request (None: unlimited)."""
-    max_retries: int = 4
-    """Retries of one sample after a timeout, 429, 5xx, dropped connection or malformed
-    body; then the sample is reported as a `SampleError`."""
-    timeout_s: float = 120.0
-    """Per-request timeout in seconds."""
-    backoff_base_s: float = 0.5
-    """First retry waits up to this long (full jitter), doubling each retry."""
-    backoff_max_s: float = 30.0
-    """Longest wait between retries, Retry-After included."""
+    base_urls: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "openai: replicas of one OpenAI-compatible server (`.../v1`); each request "
+            "goes to the one with the fewest requests in flight. Empty: the spec's `@URL` "
+            "list, else OpenAI."
+        },
+    )
+    api_key_env: str | None = field(
+        default=None,
+        metadata={
+            "help": "openai: name of the environment variable holding the API key (the key "
+            "itself is never taken as an option, logged or stored). None: OPENAI_API_KEY if "
+            "set; a key is only required for the hosted OpenAI API."
+        },
+    )
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = field(
+        default=4, metadata={"help": "openai: most requests in flight at once, over all replicas."}
+    )
+    requests_per_minute: Annotated[float, Field(gt=0)] | None = field(
+        default=None,
+        metadata={"help": "openai: client-side request rate limit (None: unlimited)."},
+    )
+    tokens_per_minute: Annotated[float, Field(gt=0)] | None = field(
+        default=None,
+        metadata={
+            "help": "openai: client-side token rate limit, counting prompt (about 4 characters "
+            "a token) plus `max_tokens` for each request (None: unlimited)."
+        },
+    )
+    max_retries: Annotated[int, Field(ge=0, le=100)] = field(
+        default=3,
+        metadata={
+            "help": "openai: retries of one sample after a timeout, 429, 5xx, dropped "
+            "connection or malformed body; then the sample is reported as a `SampleError`."
+        },
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = field(
+        default=20.0,
+        metadata={
+            "help": "openai: per-request timeout in seconds. 20 s fits a few hundred tokens "
+            "from a hosted model or a short queue at a local server, and keeps a stalled "
+            "teacher to about 40 s before the run stops (a sample gives up after two "
+            "timeouts; no answer for 1.5 x timeout_s, and 5 s, means the teacher is gone) "
+            "instead of minutes. Raise it for long answers from a slow server."
+        },
+    )
+    backoff_base_s: Annotated[float, Field(ge=0, le=3600)] = field(
+        default=0.5,
+        metadata={"help": "openai: first retry waits up to this long (full jitter), doubling."},
+    )
+    backoff_max_s: Annotated[float, Field(ge=0, le=86_400)] = field(
+        default=30.0,
+        metadata={"help": "openai: longest wait between retries, Retry-After included."},
+    )
 
     # --- llamacpp backend --------------------------------------------------------------
-    n_ctx: int = 2048
-    """Context window (tokens) of the in-process llama.cpp model."""
-    n_threads: int | None = None
-    """CPU threads for llama.cpp; None means $SYNTHKD_LLAMA_THREADS, else every core. On a
-    machine busy with other work, fewer threads than cores is faster (llama.cpp's
-    threads spin while they wait for each other)."""
-    parallel_samples: bool = True
-    """Decode the n samples of one plain completion request together in one llama.cpp
-    batch (one sequence each, sharing the prompt's KV cache); False runs them one by one."""
+    n_ctx: Annotated[int, Field(ge=64, le=1_048_576)] = field(
+        default=2048,
+        metadata={"help": "llamacpp: context window (tokens) of the in-process model."},
+    )
+    n_threads: Annotated[int, Field(ge=1, le=1024)] | None = field(
+        default=None,
+        metadata={
+            "help": "llamacpp: CPU threads; None means $SYNTHKD_LLAMA_THREADS, else every "
+            "core. On a busy machine, fewer threads than cores is faster."
+        },
+    )
+    parallel_samples: bool = field(
+        default=True,
+        metadata={
+            "help": "llamacpp: decode the n samples of one completion request together in one "
+            "batch (sharing the prompt's KV cache); False runs them one by one."
+        },
+    )
 
     # --- vllm backend -------------------------------------------------------------------
-    vllm_engine_args: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for `vllm.LLM` (e.g. gpu_memory_utilization, max_model_len)."""
+    vllm_engine_args: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "vllm: extra keyword arguments for `vllm.LLM` (e.g. "
+            "gpu_memory_utilization, max_model_len)."
+        },
+    )
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TeacherConfig:
         """Build from keyword options, naming any unknown one."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(TeacherConfig)}  # type: ignore[arg-type]
         unknown = sorted(set(options) - names)
         if unknown:
             raise SynthkdError(
                 f"unknown teacher option {unknown[0]!r}; known options: {', '.join(sorted(names))}"
             )
-        values = dict(options)
+        values = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
         if isinstance(values.get("base_urls"), str):
             values["base_urls"] = split_urls(values["base_urls"])
-        elif values.get("base_urls") is not None:
-            values["base_urls"] = tuple(values["base_urls"])
-        config = cls(**values)
-        config.validate()
-        return config
+        return TeacherConfig(**values)
 
-    def validate(self) -> None:
-        if self.concurrency < 1:
-            raise SynthkdError(
-                f"teacher option concurrency must be at least 1, got {self.concurrency}"
-            )
-        if self.max_retries < 0:
-            raise SynthkdError(f"teacher option max_retries must be >= 0, got {self.max_retries}")
-        if self.timeout_s <= 0:
-            raise SynthkdError(f"teacher option timeout_s must be positive, got {self.timeout_s}")
-        for name in ("requests_per_minute", "tokens_per_minute"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise SynthkdError(f"teacher option {name} must be positive, got {value}")
+
+_NULLABLE = {"cache_path", "api_key_env", "requests_per_minute", "tokens_per_minute", "n_threads"}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 
 from synthkd.assets import GEMMA_MODEL_NAME, SMOLLM2_MODEL_NAME, gemma_gguf_path, smollm2_gguf_path
 from synthkd.errors import SynthkdError
-from synthkd.generators.teachers.base import TeacherRequest
+from synthkd.generators.teachers.base import LabelError, TeacherRequest
 from synthkd.generators.teachers.caching import CachingTeacher, SampleJob
 from synthkd.generators.teachers.config import TeacherConfig
 
@@ -200,14 +200,10 @@ class LlamaCppTeacher(CachingTeacher):
         return self._grammars[key]
 
     # --- the teacher as a classifier ----------------------------------------------------
-    async def _label_distribution(
-        self, header: str, texts: list[str], labels: list[str], suffix: str
-    ) -> list[dict[str, float]]:
-        return await self._run(self._score_labels, header, texts, labels, suffix)
+    async def _label_distribution(self, header, texts, labels, suffix, done) -> None:
+        await self._run(self._score_labels, header, texts, labels, suffix, done)
 
-    def _score_labels(
-        self, header: str, texts: list[str], labels: list[str], suffix: str
-    ) -> list[dict[str, float]]:
+    def _score_labels(self, header: str, texts: list[str], labels: list[str], suffix: str, done):
         """P(label | header + text + suffix) from the model's own logits.
 
         The header's KV state is evaluated once and kept: for each text the cache is
@@ -218,10 +214,13 @@ class LlamaCppTeacher(CachingTeacher):
         """
         llm = self._load()
         vocab_n = llm.n_vocab()
-        results = []
-        for text in texts:
+        for position, text in enumerate(texts):
             prefix = header + text + suffix
             tokens = llm.tokenize(prefix.encode("utf-8"), special=True)
+            if len(tokens) + 8 > llm.n_ctx():  # one text too long is its own failure
+                reason = f"prompt of {len(tokens)} tokens exceeds the context ({llm.n_ctx()})"
+                done(position, LabelError(reason))
+                continue
             last = self._eval_from_common_prefix(llm, tokens)
             scores = {}
             for label in labels:
@@ -235,9 +234,8 @@ class LlamaCppTeacher(CachingTeacher):
                 scores[label] = logprob
             self.usage.requests += 1
             self.usage.prompt_tokens += len(tokens)
-            results.append(_normalise(scores))
+            done(position, _normalise(scores))
         llm._requires_eval = True  # logits on hand may be a label's; generate() re-evaluates
-        return results
 
     def _eval_from_common_prefix(self, llm, tokens: list[int]) -> np.ndarray:
         common = 0

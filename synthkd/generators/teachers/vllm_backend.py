@@ -12,12 +12,17 @@ Schemas use structured outputs (`StructuredOutputsParams(json=...)`, vLLM >= 0.1
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from synthkd.errors import SynthkdError
+from synthkd.generators.teachers.base import LabelError
 from synthkd.generators.teachers.caching import CachingTeacher, SampleJob
 from synthkd.generators.teachers.config import TeacherConfig
+
+T = TypeVar("T")
 
 
 def _import_vllm():
@@ -64,13 +69,45 @@ def structured_outputs_kwargs(schema: dict[str, Any]) -> dict[str, Any]:
     return {"structured_outputs": StructuredOutputsParams(json=schema)}
 
 
+def each_or_alone(run_batch: Callable[[list[T]], list[Any]], items: list[T]) -> list[Any]:
+    """`run_batch(items)`, or when the engine refuses the batch, each item alone.
+
+    vLLM validates every prompt of a `generate` call up front (a prompt longer than
+    max_model_len raises for the whole call), so one bad prompt would fail them all. The
+    fallback asks each item alone: an item the engine still refuses gets its exception
+    in its place, to become that sample's failure with its reason.
+    """
+    if not items:
+        return []
+    try:
+        return list(run_batch(items))
+    except Exception as exc:  # the engine's own errors are ValueError, RuntimeError...
+        if len(items) == 1:
+            return [exc]
+    outputs: list[Any] = []
+    for item in items:
+        try:
+            outputs.append(run_batch([item])[0])
+        except Exception as exc:
+            outputs.append(exc)
+    return outputs
+
+
+def _reason(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+
+
 class VLLMTeacher(CachingTeacher):
-    """A Hugging Face model (name or local path) served by vLLM's offline engine."""
+    """A Hugging Face model (name or local path) served by vLLM's offline engine.
+
+    `vllm` is the vLLM module (imported when None); a test may pass a stand-in with
+    `LLM` and `SamplingParams`, the only two names used.
+    """
 
     backend = "vllm"
 
-    def __init__(self, model: str, config: TeacherConfig | None = None) -> None:
-        self._vllm = _import_vllm()
+    def __init__(self, model: str, config: TeacherConfig | None = None, *, vllm=None) -> None:
+        self._vllm = vllm if vllm is not None else _import_vllm()
         super().__init__(model, config)
         self._llm = None
         self._lock = threading.Lock()
@@ -103,27 +140,27 @@ class VLLMTeacher(CachingTeacher):
         def run() -> list[tuple[SampleJob, Any]]:
             with self._lock:
                 llm = self._load()
-                done: list[tuple[SampleJob, Any]] = []
                 plain = [j for j in jobs if not j.request.is_chat]
                 chat = [j for j in jobs if j.request.is_chat]
-                if plain:
-                    outs = llm.generate(
-                        [j.request.prompt for j in plain],
-                        [self._params(j) for j in plain],
-                        use_tqdm=False,
-                    )
-                    done += list(zip(plain, outs, strict=True))
-                if chat:
-                    outs = llm.chat(
-                        [list(j.request.messages) for j in chat],
-                        [self._params(j) for j in chat],
-                        use_tqdm=False,
-                    )
-                    done += list(zip(chat, outs, strict=True))
-                return done
+
+                def generate(batch: list[SampleJob]) -> list[Any]:
+                    prompts = [j.request.prompt for j in batch]
+                    params = [self._params(j) for j in batch]
+                    return llm.generate(prompts, params, use_tqdm=False)
+
+                def converse(batch: list[SampleJob]) -> list[Any]:
+                    messages = [list(j.request.messages) for j in batch]
+                    params = [self._params(j) for j in batch]
+                    return llm.chat(messages, params, use_tqdm=False)
+
+                done = list(zip(plain, each_or_alone(generate, plain), strict=True))
+                return done + list(zip(chat, each_or_alone(converse, chat), strict=True))
 
         for job, out in await asyncio.to_thread(run):
             self.usage.requests += 1
+            if isinstance(out, BaseException):
+                job.finish(error=f"vLLM refused the prompt: {_reason(out)}")
+                continue
             sample = out.outputs[0]
             job.finish(
                 text=sample.text,
@@ -132,44 +169,50 @@ class VLLMTeacher(CachingTeacher):
                 completion_tokens=len(sample.token_ids),
             )
 
-    async def _label_distribution(
-        self, header: str, texts: list[str], labels: list[str], suffix: str
-    ) -> list[dict[str, float]]:
-        """log P(label | prompt) from vLLM's prompt logprobs of prompt + label."""
-        import math
+    async def _label_distribution(self, header, texts, labels, suffix, done) -> None:
+        """log P(label | prompt) from vLLM's prompt logprobs of prompt + label; a text the
+        engine refuses (longer than max_model_len...) fails alone."""
 
-        def run() -> list[dict[str, float]]:
+        def run() -> None:
             with self._lock:
                 llm = self._load()
                 tokenizer = llm.get_tokenizer()
-                prompts, spans = [], []
-                for text in texts:
-                    prefix = header + text + suffix
-                    n_prefix = len(tokenizer(prefix)["input_ids"])
-                    for label in labels:
-                        prompts.append(prefix + label)
-                        spans.append(n_prefix)
                 params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-                outs = llm.generate(prompts, params, use_tqdm=False)
-                scores = []
-                for out, start in zip(outs, spans, strict=True):
-                    ids = out.prompt_token_ids
-                    total = 0.0
-                    for pos in range(start, len(ids)):
-                        entry = out.prompt_logprobs[pos]
-                        total += entry[ids[pos]].logprob
-                    scores.append(total)
-                result = []
-                for i in range(len(texts)):
-                    row = scores[i * len(labels) : (i + 1) * len(labels)]
+
+                def score(batch: list[int]) -> list[list[float]]:
+                    prompts, spans = [], []
+                    for i in batch:
+                        prefix = header + texts[i] + suffix
+                        n_prefix = len(tokenizer(prefix)["input_ids"])
+                        for label in labels:
+                            prompts.append(prefix + label)
+                            spans.append(n_prefix)
+                    outs = llm.generate(prompts, params, use_tqdm=False)
+                    scores = [
+                        _label_logprob(out, start) for out, start in zip(outs, spans, strict=True)
+                    ]
+                    return [
+                        scores[k * len(labels) : (k + 1) * len(labels)] for k in range(len(batch))
+                    ]
+
+                for i, row in enumerate(each_or_alone(score, list(range(len(texts))))):
+                    self.usage.requests += 1
+                    if isinstance(row, BaseException):
+                        done(i, LabelError(f"vLLM refused the prompt: {_reason(row)}"))
+                        continue
                     top = max(row)
                     weights = [math.exp(v - top) for v in row]
                     total = sum(weights)
-                    result.append({lab: w / total for lab, w in zip(labels, weights, strict=True)})
-                return result
+                    done(i, {lab: w / total for lab, w in zip(labels, weights, strict=True)})
 
-        return await asyncio.to_thread(run)
+        await asyncio.to_thread(run)
 
     async def aclose(self) -> None:
         await super().aclose()
         self._llm = None  # the engine (and its worker processes) go with the last reference
+
+
+def _label_logprob(out: Any, start: int) -> float:
+    """Sum of the prompt logprobs of the tokens from `start` on (the label's)."""
+    ids = out.prompt_token_ids
+    return sum(out.prompt_logprobs[pos][ids[pos]].logprob for pos in range(start, len(ids)))

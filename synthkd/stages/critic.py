@@ -1,0 +1,221 @@
+"""The critic: its labels (a file, an LLM judge, or the recipe's real examples), training
+and scoring. `synthkd critic train|score` and the flow's tasks both come through here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from synthkd.errors import SynthkdError
+from synthkd.stages.context import RunContext
+from synthkd.stages.generate import round_seconds
+
+JUDGE_N = 200
+"""Records an LLM judge rates by default."""
+
+
+def has_label_source(ctx: RunContext) -> bool:
+    """Whether the recipe gives the critic anything to learn from (else it is skipped)."""
+    task, config = ctx.recipe.task, ctx.recipe.critic
+    if config.labels_file or config.judge:
+        return True
+    if task.kind == "annotate":
+        return bool(task.shots_file)
+    if task.kind == "document_kg":
+        return bool(task.seed_kg)
+    return True
+
+
+def _real_seed_rows(ctx: RunContext) -> list[dict[str, Any]]:
+    """The recipe's real examples as critic seed records."""
+    from synthkd.critics import seeds_from_file
+
+    task = ctx.recipe.task
+    if task.kind == "labelled":
+        return seeds_from_file(
+            task.seeds, "labelled", text_column=task.text_column, label_column=task.label_column
+        )
+    if task.kind == "annotate":
+        if not task.shots_file:
+            raise SynthkdError(
+                "no critic labels: this recipe has no shots_file to use as seeds; "
+                "give --labels FILE or --judge SPEC"
+            )
+        return seeds_from_file(
+            task.shots_file,
+            "labelled",
+            text_column=task.text_column,
+            label_column=task.label_column,
+        )
+    if task.kind == "commonsense":
+        return seeds_from_file(task.seed_triples, "commonsense")
+    if not task.seed_kg:
+        raise SynthkdError(
+            "no critic labels: this recipe has no seed_kg; give --labels FILE or --judge SPEC"
+        )
+    return seeds_from_file(task.seed_kg, "document_kg")
+
+
+def judge(spec: str, rows: Any, rubric: str | None, n: int, seed: int) -> Any:
+    """Labels from an LLM judge: chat messages to chat teachers; the teacher is closed after."""
+    from synthkd.critics import JUDGE_SAMPLING, judge_labels_async
+    from synthkd.generators import prompt_style, teacher_from_spec
+    from synthkd.generators.teachers import SamplingParams, TeacherRequest
+
+    teacher = teacher_from_spec(spec)
+    params = SamplingParams(**JUDGE_SAMPLING)
+    chat = prompt_style(teacher) == "chat"
+
+    def make_request(prompt: str) -> Any:
+        if chat:
+            return TeacherRequest(messages=({"role": "user", "content": prompt},), params=params)
+        return TeacherRequest(prompt=prompt, params=params)
+
+    async def run():
+        try:
+            return await judge_labels_async(
+                teacher, rows, make_request, rubric=rubric, n=n, seed=seed
+            )
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(run())
+
+
+def critic_labels(
+    ctx: RunContext,
+    rows: Any,
+    *,
+    labels_file: str | Path | None = None,
+    judge_spec: str | None = None,
+    judge_n: int = JUDGE_N,
+    seed: int | None = None,
+) -> Any:
+    """The critic's `LabelSet`: a labels file and/or a judge, else the recipe's real examples."""
+    from synthkd.critics import LabelSet, auto_labels, labels_from_file
+
+    config = ctx.recipe.critic
+    seed = ctx.seed if seed is None else seed
+    found = LabelSet()
+    labels_file = labels_file or config.labels_file
+    if labels_file:
+        found = found + labels_from_file(labels_file, rows)
+    judge_spec = judge_spec or config.judge
+    if judge_spec:
+        found = found + judge(judge_spec, rows, config.judge_rubric, judge_n, seed)
+    if not labels_file and not judge_spec:
+        found = auto_labels(_real_seed_rows(ctx), labels=ctx.labels, seed=seed)
+    return found
+
+
+def fit_critic(
+    ctx: RunContext,
+    rows: Any = None,
+    out: str | Path | None = None,
+    *,
+    labels_file: str | Path | None = None,
+    judge_spec: str | None = None,
+    judge_n: int = JUDGE_N,
+    method: str = "auto",
+    seed: int | None = None,
+    progress: bool = False,
+) -> Any:
+    """Train the critic (default: RUN/critic, replaced whole) on `critic_labels`; returns it."""
+    from synthkd.critics import train_critic
+
+    if rows is None:
+        rows = ctx.stores().corpus.read()
+    seed = ctx.seed if seed is None else seed
+    labels = critic_labels(
+        ctx, rows, labels_file=labels_file, judge_spec=judge_spec, judge_n=judge_n, seed=seed
+    )
+    target = Path(out) if out is not None else ctx.run_dir / "critic"
+    return train_critic(
+        labels,
+        ctx.critic_config(),
+        target,
+        kind=ctx.kind,
+        method=method,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def score_store(
+    critic: Any, store: Any, config: Any, message: str | None = None, progress: bool = False
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Score every record of `store` and commit a version with critic_score and accepted.
+
+    Returns the scored rows and the new version (None when the corpus is empty).
+    """
+    import pyarrow as pa
+
+    from synthkd.critics import apply_critic
+
+    if store.kind != critic.kind:
+        raise SynthkdError(
+            f"the critic judges {critic.kind} records but {store.uri} holds {store.kind}"
+        )
+    rows = store.read().to_pylist()
+    if not rows:
+        return [], None
+    scored = apply_critic(critic, rows, config, progress=progress)
+    scores = pa.table(
+        {
+            "id": [r["id"] for r in scored],
+            "critic_score": [r["critic_score"] for r in scored],
+            "accepted": [r["accepted"] for r in scored],
+        }
+    )
+    version = store.update_scores(
+        scores,
+        critic.version,
+        message or f"critic score: {critic.version}",
+        threshold=critic.threshold,
+    )
+    return scored, version
+
+
+def score_round(ctx: RunContext, round: int) -> dict[str, Any]:
+    """The loop's scoring step: the run's critic scores every record (a new corpus version)."""
+    from synthkd.critics import Critic
+
+    started = time.perf_counter()
+    critic = Critic.load(ctx.run_dir / "critic")
+    scored, _ = score_store(
+        critic,
+        ctx.stores().corpus,
+        ctx.critic_config(),
+        f"critic score round {round}: {critic.version}",
+    )
+    return {
+        "scored": len(scored),
+        "accepted": sum(1 for row in scored if row["accepted"]),
+        "threshold": critic.threshold,
+        "seconds": round_seconds(started),
+    }
+
+
+def load_critic(path: str | Path) -> Any:
+    """A critic folder written by `fit_critic` (one line if it is not one)."""
+    from synthkd.critics import Critic
+
+    return Critic.load(path)
+
+
+def scoring_config(ctx: RunContext | None, critic: Any, balance: bool = True) -> Any:
+    """The recipe's critic settings, or (no recipe) the critic's own target and `balance`."""
+    from synthkd.critics import CriticConfig
+
+    if ctx is not None:
+        return ctx.critic_config()
+    return CriticConfig(balance=balance, target_precision=critic.target_precision)
+
+
+def label_by_hand(rows: Any, n: int, out: str | Path, *, seed: int = 0, console: Any = None) -> Any:
+    """The terminal loop that asks a person to accept or reject sampled records."""
+    from synthkd.critics import annotate
+
+    return annotate(rows, n, out, seed=seed, console=console)

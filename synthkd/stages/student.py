@@ -1,0 +1,201 @@
+"""Students: their training data, validation, fitting, evaluation and serving copy, and the
+teacher as a classifier beside them. `synthkd train` and the flow both come through here.
+
+A classifier student learns from the corpus (the critic's cut applied, soft labels kept)
+plus the user's real examples (labelled seeds, or an annotate recipe's shots_file). It is
+judged on the recipe's validation file; without one, on a stratified split of that same
+training data (`holdout`), drawn the same way by `synthkd train` and `synthkd run`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthkd.errors import SynthkdError
+from synthkd.stages.context import RunContext
+from synthkd.stages.generate import round_seconds, teacher_slots
+
+COLUMNS = ["text", "label", "soft_labels"]
+
+
+def training_frame(
+    ctx: RunContext, table: Any, *, round: int | None = None, use_cut: bool = True
+) -> pd.DataFrame:
+    """Corpus rows up to ROUND (sorted by id: the same order however the table was read),
+    the critic's rejects dropped when `use_cut`, then the user's real examples."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(pd.DataFrame(table), preserve_index=False)
+    if round is not None and "round" in table.column_names:
+        table = table.filter(pc.less_equal(table["round"], round))
+    if "accepted" in table.column_names:
+        if use_cut:
+            table = table.filter(pc.fill_null(table["accepted"], True))
+        table = table.drop_columns(["accepted"])
+    if table.num_rows == 0:
+        raise SynthkdError("the corpus is empty: no records to train on")
+    if "id" in table.column_names:
+        table = table.sort_by("id")
+    frame = table.to_pandas()
+    for column in ("text", "label"):
+        if column not in frame.columns:
+            have = ", ".join(map(str, frame.columns))
+            raise SynthkdError(f"the corpus has no {column!r} column (columns: {have})")
+    if "soft_labels" not in frame.columns:
+        frame["soft_labels"] = None
+    frame = frame[COLUMNS]
+    if ctx.inputs.real is not None:
+        real = ctx.inputs.real.assign(soft_labels=None)[COLUMNS]
+        frame = pd.concat([frame, real], ignore_index=True)
+    return frame
+
+
+def _records(examples: Any) -> dict[str, list[Any]]:
+    return {"text": examples.texts, "label": examples.labels, "soft_labels": examples.soft_labels}
+
+
+def holdout(ctx: RunContext, train: pd.DataFrame) -> tuple[Any, Any]:
+    """(train, validation): the validation file, or a stratified split of TRAIN by the
+    recipe's seed (the one split function, so `train` and `run` hold out the same rows)."""
+    if ctx.inputs.validation is not None:
+        return train, ctx.inputs.validation
+    from synthkd.training import labelled_examples
+    from synthkd.training.students import split_validation
+
+    examples = labelled_examples(train, what="the training corpus")
+    kept, held = split_validation(examples, ctx.seed)
+    return _records(kept), _records(held)
+
+
+def fit_student(
+    ctx: RunContext,
+    table: Any,
+    out: str | Path,
+    *,
+    round: int | None = None,
+    use_cut: bool = True,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Train the recipe's student into OUT and evaluate it; (TrainResult, JSON-able summary).
+
+    The summary has validation accuracy and macro-F1, per-class F1, speed, the
+    frozen-encoder baseline and the hard negatives the next round is shown.
+    """
+    from synthkd.training import evaluate, hard_negatives, load_student, train_student
+
+    started = time.perf_counter()
+    config = ctx.student_config()
+    out = Path(out)
+    if config.kind == "generative":
+        result = train_student(config, table, None, out, progress=progress)
+        return result, {"path": str(out), "metrics": result.metrics, "seconds": result.seconds}
+    train, validation = holdout(ctx, training_frame(ctx, table, round=round, use_cut=use_cut))
+    result = train_student(config, train, validation, out, progress=progress)
+    student = load_student(out)
+    val = pd.DataFrame(validation)
+    texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
+    probabilities = student.predict_proba(texts, batch_size=32)
+    report = evaluate(
+        student, texts, labels, plot_path=out / "confusion_matrix.png", probabilities=probabilities
+    )
+    negatives = hard_negatives(student, texts, labels, k=20, probabilities=probabilities)
+    return result, {
+        "path": str(out),
+        "train_rows": result.train_examples,
+        "validation_rows": result.validation_examples,
+        "train_seconds": float(f"{result.seconds:.2f}"),
+        "val_accuracy": report.accuracy,
+        "val_macro_f1": report.macro_f1,
+        "per_class_f1": {k: v["f1"] for k, v in report.per_class.items()},
+        "examples_per_s": report.examples_per_s_batch32,
+        "baseline": result.baseline,
+        "hard_negatives": asdict(negatives),
+        "seconds": round_seconds(started),
+    }
+
+
+def fit_round_student(
+    ctx: RunContext, round: int, use_cut: bool, name: str = "student"
+) -> dict[str, Any]:
+    """The loop's student for ROUND, in RUN/rounds/round-N/NAME (replaced whole)."""
+    out = ctx.run_dir / "rounds" / f"round-{round}" / name
+    if out.exists():
+        shutil.rmtree(out)
+    table = ctx.stores().corpus.read()
+    _, summary = fit_student(ctx, table, out, round=round, use_cut=use_cut)
+    return summary
+
+
+def export_serving(
+    ctx: RunContext, student_dir: str | Path, round: int, use_cut: bool, fmt: str = "int8"
+) -> dict[str, Any]:
+    """The serving copy (int8 ONNX) of a student, measured on the validation it was judged on."""
+    from synthkd.training import evaluate, export_student, load_student
+
+    target = export_student(student_dir, fmt)
+    table = ctx.stores().corpus.read()
+    _, validation = holdout(ctx, training_frame(ctx, table, round=round, use_cut=use_cut))
+    val = pd.DataFrame(validation)
+    report = evaluate(load_student(target), val["text"].tolist(), val["label"].tolist())
+    return {
+        "path": str(target),
+        "format": fmt,
+        "val_accuracy": report.accuracy,
+        "val_macro_f1": report.macro_f1,
+        "examples_per_s": report.examples_per_s_batch32,
+    }
+
+
+def _dump(section: Any) -> dict[str, Any]:
+    if hasattr(section, "model_dump"):
+        return section.model_dump()
+    return asdict(section)
+
+
+def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict[str, Any] | None:
+    """The teacher as a classifier on the validation file, in its fastest honest mode
+    (few-shot header in the KV cache, only the labels scored); None without validation."""
+    from synthkd.generators import make_task, prompt_style
+    from synthkd.training import TeacherClassifier, evaluate
+
+    task = ctx.recipe.task
+    validation = ctx.inputs.validation
+    if task.kind != "labelled" or validation is None:
+        return None
+    # no response cache: its answers would time the cache, not the teacher
+    slot = teacher_slots(ctx, cache=False)[0]
+    annotate = make_task(
+        {
+            "kind": "annotate",
+            "input": task.validation,
+            "text_column": task.text_column,
+            "labels": {name: _dump(spec) for name, spec in task.labels.items()},
+            "shots_file": task.seeds,
+            "label_column": task.label_column,
+        },
+        ctx.recipe.templates,
+    )
+    header, suffix, *_ = annotate.header(prompt_style(slot.teacher, slot.style))
+    if limit:
+        validation = validation.sample(n=min(limit, len(validation)), random_state=0)
+    classifier = TeacherClassifier(slot.teacher, list(task.labels), header, suffix)
+    try:
+        report = evaluate(
+            classifier, validation["text"].tolist(), validation["label"].tolist(), latency_samples=8
+        )
+    finally:
+        classifier.close()
+    return {
+        "name": f"{slot.teacher.backend}:{slot.teacher.model}",
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "examples_per_s": report.examples_per_s_batch32,
+    }

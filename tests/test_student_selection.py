@@ -1,0 +1,148 @@
+"""Student choice by cross-validation over the real examples (real MiniLM embeddings).
+
+The real-examples-only student is always a candidate, so the choice is never worse than
+it by CV; a harmful corpus or round is refused; the critic's cut is decided on real
+examples; the winner refits on everything and saves without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthkd.critics.evidence import EmbeddingCache
+from synthkd.errors import SynthkdError
+from synthkd.training import (
+    FrozenHeadStudent,
+    SelectionConfig,
+    accept_round,
+    choose_cut,
+    fit_best,
+    load_student,
+    select_student,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "news_topics"
+FAST = SelectionConfig(folds=3, repeats=1, candidates=("frozen", "linear"))
+
+
+def _rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (EXAMPLES / name).read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def news():
+    seeds, validation = _rows("seeds.jsonl"), _rows("validation.jsonl")
+    labels = sorted({r["label"] for r in seeds})
+    per_label: dict[str, list[dict]] = {label: [] for label in labels}
+    for row in validation:
+        per_label[row["label"]].append(row)
+    real = seeds + [r for label in labels for r in per_label[label][:7]]
+    corpus = [r for label in labels for r in per_label[label][7:19]]
+    # the same texts with every label shifted: a corpus that can only hurt
+    harmful = [
+        {"text": r["text"], "label": labels[(labels.index(r["label"]) + 1) % len(labels)]}
+        for r in corpus
+    ]
+    return {
+        "labels": labels,
+        "real": real,
+        "corpus": corpus,
+        "harmful": harmful,
+        "embed": EmbeddingCache(),
+    }
+
+
+def test_never_worse_than_the_real_only_student(news):
+    selection = select_student(
+        news["real"], news["harmful"], news["labels"], embed=news["embed"], config=FAST
+    )
+    names = {c.name for c in selection.ranking}
+    assert names == {"frozen/real", "frozen/corpus+real", "linear/real", "linear/corpus+real"}
+    real_best = max(c.macro_f1 for c in selection.ranking if c.data == "real")
+    assert selection.best.macro_f1 >= real_best
+    assert selection.best.data == "real"  # a mislabelled corpus must not win
+    assert selection.real_only.data == "real"
+    assert json.loads(json.dumps(selection.to_dict()))["best"] == selection.best.name
+
+
+def test_lora_is_skipped_and_says_why(news):
+    config = SelectionConfig(folds=3, repeats=1, candidates=("frozen", "lora"), lora_folds=0)
+    selection = select_student(
+        news["real"], None, news["labels"], embed=news["embed"], config=config
+    )
+    lora = next(c for c in selection.ranking if c.kind == "lora")
+    assert lora.skipped and "lora_folds=0" in lora.skipped and lora.macro_f1 is None
+    assert selection.best.kind == "frozen"
+    with pytest.raises(SynthkdError):
+        SelectionConfig(candidates=("bert",))
+
+
+def test_fit_best_refits_and_saves(news, tmp_path):
+    selection = select_student(
+        news["real"], news["corpus"], news["labels"], embed=news["embed"], config=FAST
+    )
+    student = fit_best(
+        selection,
+        news["real"],
+        news["corpus"],
+        news["labels"],
+        embed=news["embed"],
+        config=FAST,
+        out_dir=tmp_path / "best",
+    )
+    texts = [r["text"] for r in news["corpus"][:10]]
+    proba = student.predict_proba(texts)
+    assert proba.shape == (10, len(news["labels"])) and np.allclose(proba.sum(axis=1), 1)
+    manifest = json.loads((tmp_path / "best" / "student.json").read_text())
+    assert manifest["kind"] == selection.best.kind
+    if manifest["kind"] == "frozen":
+        again = FrozenHeadStudent.load(tmp_path / "best")
+        again._embed = news["embed"]
+    else:
+        again = load_student(tmp_path / "best")
+    assert np.allclose(again.predict_proba(texts), proba, atol=1e-4)
+
+
+def test_a_harmful_round_is_refused(news):
+    decision = accept_round(
+        news["corpus"],
+        news["harmful"],
+        news["real"],
+        news["labels"],
+        embed=news["embed"],
+        config=FAST,
+    )
+    assert not decision.accepted and decision.after < decision.before
+
+
+def test_the_cut_is_chosen_on_real_examples(news):
+    corpus = news["corpus"][:30] + news["harmful"][30:]  # the last half mislabelled
+    scores = [0.9] * 30 + [0.1] * (len(corpus) - 30)  # a critic that knows it
+    decision = choose_cut(
+        corpus,
+        scores,
+        news["real"],
+        news["labels"],
+        embed=news["embed"],
+        config=FAST,
+        drop_fractions=(0.5,),
+    )
+    assert decision.accepted and 0.1 < decision.detail["threshold"] <= 0.9
+    assert decision.detail["tried"][-1]["kept"] == 30
+    assert decision.after > decision.before
+    # a critic whose scores say nothing: ties keep everything
+    flat = choose_cut(
+        news["corpus"],
+        [0.5] * len(news["corpus"]),
+        news["real"],
+        news["labels"],
+        embed=news["embed"],
+        config=FAST,
+    )
+    assert not flat.accepted and flat.detail["threshold"] is None
+    with pytest.raises(SynthkdError, match="critic scores"):
+        choose_cut(corpus, scores[:3], news["real"], news["labels"], embed=news["embed"])
