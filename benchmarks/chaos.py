@@ -16,7 +16,7 @@ Figures (target 0, 0, 0):
 - peak_rss_mb: the largest resident memory of a child process (`synthkd generate`, or
   `synthkd run` with --run-kills);
 - orphans_after_kill: processes a killed run left alive in its process group.
-With --run-kills N, `synthkd run` on a tiny recipe (one round, linear student) is also
+With --run-kills N (default 3), `synthkd run` on a tiny recipe (one round, linear student) is also
 killed N times and finished; its figures sit under "synthkd_run" (paid_twice there
 counts every answer asked again, label scoring of the teacher baseline included).
 The last line printed is one JSON object with the figures.
@@ -171,8 +171,8 @@ def main() -> None:
     parser.add_argument(
         "--run-kills",
         type=int,
-        default=0,
-        help="Also kill `synthkd run` on a tiny recipe this many times (0: skip; slower).",
+        default=3,
+        help="Also kill `synthkd run` on a tiny recipe this many times (0: skip it).",
     )
     args = parser.parse_args()
     rng = random.Random(args.seed)

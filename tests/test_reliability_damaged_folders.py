@@ -138,3 +138,20 @@ def test_a_critic_manifest_missing_a_field(tmp_path):
     critic = critic_folder(tmp_path, threshold="high")
     result = synthkd("critic", "score", str(critic), "--corpus", str(corpus(tmp_path)))
     fails_cleanly(result, "critic.json")
+
+
+def test_no_code_path_can_unpickle_a_run_folder_file():
+    """Run folders are user files: no pickle, joblib or unsafe torch.load anywhere."""
+    import re
+
+    unsafe = re.compile(
+        r"\bpickle\.loads?\(|\bjoblib\.load\(|\bdill\.load|allow_pickle\s*=\s*True"
+        r"|torch\.load\((?![^)]*weights_only\s*=\s*True)"
+    )
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "synthkd").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if unsafe.search(line)
+    ]
+    assert not hits, hits

@@ -4,7 +4,8 @@ One driver serves every task and every teacher mix. Each planned intent goes to 
 teacher of the mix (by weight, deterministically), follow-ups stay with the teacher that
 started the chain, and every sample ends as a record or a reject with its reason, both
 written through the data room's `BufferedWriter`s (which checkpoint as they go). On
-resume, samples whose `sample_key` is already in the store are not asked again, and the
+resume, samples whose `sample_key` is already in the store are not asked again (except
+those that ended as teacher errors: they are asked again, and counted), and the
 teacher's response cache answers the rest without new calls. When a group (label,
 relation, document) falls short of what was wanted, the task plans more, a few times.
 """
@@ -165,9 +166,9 @@ class _Run(AnnotateRun):
             if not batch:
                 continue
             retried = sum(
-                request.sample_key(teacher.backend, teacher.model, i) in self.retry
+                request.sample_key(teacher.backend, teacher.model, index) in self.retry
                 for request in batch
-                for i in range(request.n)
+                for index in range(request.n)
             )
             responses = await teacher.generate(batch)
             follow_ups = []
@@ -203,10 +204,10 @@ class _Run(AnnotateRun):
             self.report.retried_teacher_errors += retried
             fresh = sum(r.n for r in batch) - retried
             if failures and not self.any_success and failures == fresh:
-                first = next(e for r in responses for e in r.errors)
+                first = next((e.reason for r in responses for e in r.errors), "no answer")
                 raise SynthkdError(
                     f"teacher {teacher.backend}:{teacher.model} failed every sample of the "
-                    f"first batch: {' '.join(first.reason.split())[:200]}"
+                    f"first batch: {' '.join(first.split())[:200]}"
                 )
             if follow_ups:
                 rendered = [self.task.render(f, self.styles[i], slot.sampling) for f in follow_ups]

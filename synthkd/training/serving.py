@@ -11,6 +11,7 @@ spend seconds importing what it never runs.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,10 @@ def load_serving_student(student_dir: str | Path, fmt: str = "auto") -> Any:
 
 
 def _torch_threads() -> None:
-    import torch
-
-    torch.set_num_threads(serving_threads())
+    """Every core for a PyTorch student (a linear one never imports torch: leave it out)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(serving_threads())
 
 
 def load_fast_tokenizer(root: Path, max_length: int) -> Any:

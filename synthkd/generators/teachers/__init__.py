@@ -10,6 +10,7 @@ from typing import Any
 
 from synthkd.generators.teachers.base import (
     Completion,
+    LabelError,
     SampleError,
     SamplingParams,
     Teacher,
@@ -64,6 +65,7 @@ def _fields(config: TeacherConfig) -> dict[str, Any]:
 __all__ = [
     "DEFAULT_SPEC",
     "Completion",
+    "LabelError",
     "ResponseCache",
     "SampleError",
     "SamplingParams",
