@@ -8,7 +8,7 @@ run, alternately for --rounds pairs:
 - `synthkd generate recipes/news_topics.yaml --n N --teacher openai:x@URL` as a whole
   process (start-up, recipe, prompts, parsing, progress display, Delta commits, cache
   writes, the filter pass), with a fresh response cache and run folder; its rate is
-  requests / wall seconds;
+  HTTP requests (one per sample: the openai backend's rule) / wall seconds;
 - a bare `AsyncOpenAI` + semaphore loop (same concurrency as the teacher's default)
   making as many requests with a prompt of the same size; its rate is requests / loop
   seconds.
@@ -38,8 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "news_topics.yaml"
 CONCURRENCY = 4
 """The openai backend's default `concurrency` (TeacherConfig), which generate uses."""
-SAMPLES = 4
-"""Samples per request: the recipe's `samples_per_prompt`, sent as the request's `n`."""
 
 SERVER = r"""
 import asyncio, json, os, random, re, sys
@@ -105,7 +103,8 @@ def run_generate(url: str, n: int, work: Path, profile: Path | None = None) -> d
 
 
 async def bare_loop(url: str, requests: int, prompt_chars: int) -> float:
-    """Chat requests shaped like generate's: JSON schema, SAMPLES choices each."""
+    """Chat requests shaped like generate's: a JSON schema, one sample each (the openai
+    backend sends one request per sample, so its cache is exact)."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=url, api_key="no-key", max_retries=0)
@@ -119,7 +118,7 @@ async def bare_loop(url: str, requests: int, prompt_chars: int) -> float:
         },
     }
 
-    async def one(i: int) -> list[str]:
+    async def one(i: int) -> str:
         async with semaphore:
             result = await client.chat.completions.create(
                 model="x",
@@ -127,10 +126,9 @@ async def bare_loop(url: str, requests: int, prompt_chars: int) -> float:
                 max_tokens=160,
                 temperature=0.9,
                 seed=i,
-                n=SAMPLES,
                 response_format=schema,
             )
-            return [json.loads(c.message.content)["text"] for c in result.choices]
+            return json.loads(result.choices[0].message.content)["text"]
 
     start = time.perf_counter()
     texts = await asyncio.gather(*(one(i) for i in range(requests)))
@@ -162,15 +160,15 @@ def main() -> None:
             work = Path(tmp) / f"round{r}"
             if r % 2:  # alternate who goes first: drift in machine load hits both
                 run = run_generate(url, args.n, work)
-                bare.append(asyncio.run(bare_loop(url, run["requests"], args.prompt_chars)))
+                bare.append(asyncio.run(bare_loop(url, run["samples"], args.prompt_chars)))
             else:
-                requests = runs[0]["requests"] if runs else args.n * 5 // SAMPLES
+                requests = runs[0]["samples"] if runs else args.n * 5
                 bare.append(asyncio.run(bare_loop(url, requests, args.prompt_chars)))
                 run = run_generate(url, args.n, work)
             runs.append(run)
-            ours.append(run["requests"] / run["wall_seconds"])
+            ours.append(run["samples"] / run["wall_seconds"])  # one HTTP request per sample
             print(
-                f"round {r}: generate {ours[-1]:7.1f} req/s ({run['requests']} requests, "
+                f"round {r}: generate {ours[-1]:7.1f} req/s ({run['samples']} requests, "
                 f"{run['wall_seconds']:.1f} s wall, {run['seconds']:.1f} s in generation)   "
                 f"bare {bare[-1]:7.1f} req/s",
                 flush=True,
@@ -184,7 +182,7 @@ def main() -> None:
     result = {
         "benchmark": "generate_overhead",
         "n": args.n,
-        "requests": last["requests"],
+        "requests": last["samples"],
         "records": last["records"],
         "concurrency": CONCURRENCY,
         "generate_requests_per_s": round(max(ours), 1),

@@ -313,10 +313,25 @@ def evaluate_task(task: str, args) -> dict:
         accepted, _ = evidence.apply(records)
         out["evidence"] = evidence.summary()
         out["generated"] = len(records)
-        selection = select_student(real, accepted or None, labels, embed=embed)
+        teacher_of = dict(zip([r["text"] for r in real], teacher_real or [], strict=False))
+
+        def corpus_for(fold_real):  # evidence from the training fold's real examples only
+            fold = label_evidence(
+                records,
+                fold_real.texts,
+                fold_real.labels,
+                labels,
+                embed=embed,
+                teacher_real=[teacher_of[t] for t in fold_real.texts] if teacher_of else None,
+            )
+            return fold.apply(records)[0] or None
+
+        selection = select_student(real, corpus_for, labels, embed=embed)
         student = fit_best(selection, real, accepted or None, labels, embed=embed)
         out["selection_cv"] = {
-            c.name: round(c.score(selection.metric), 4) for c in selection.ranking if not c.skipped
+            c.name: {m: round(getattr(c, m), 4) for m in ("log_loss", "accuracy", "macro_f1")}
+            for c in selection.ranking
+            if not c.skipped
         }
         out["candidates_on_test"] = {}  # for insight only: the loop never sees these figures
         for kind in ("frozen", "linear"):
@@ -349,7 +364,13 @@ def evaluate_task(task: str, args) -> dict:
             with_pool = accepted + [
                 {k: r[k] for k in ("text", "label", "soft_labels")} for r in pooled
             ]
-            selection = select_student(real, with_pool or None, labels, embed=embed)
+            pool_rows = [{k: r[k] for k in ("text", "label", "soft_labels")} for r in pooled]
+            selection = select_student(
+                real,
+                lambda fold: (corpus_for(fold) or []) + pool_rows or None,
+                labels,
+                embed=embed,
+            )
             student = fit_best(selection, real, with_pool or None, labels, embed=embed)
             out["student_with_pool"] = {
                 **_scores(labels, truth, student.predict_proba(test_texts)),
