@@ -147,3 +147,20 @@ def test_the_cut_is_chosen_on_real_examples(news):
     assert not flat.accepted and flat.detail["threshold"] is None
     with pytest.raises(SynthkdError, match="critic scores"):
         choose_cut(corpus, scores[:3], news["real"], news["labels"], embed=news["embed"])
+
+
+def test_fold_wise_corpus_never_sees_the_held_out_fold(news):
+    calls: list[set[str]] = []
+
+    def corpus_for(fold_real):
+        calls.append(set(fold_real.texts))
+        return news["corpus"]
+
+    config = SelectionConfig(folds=3, repeats=1, candidates=("frozen", "linear"))
+    selection = select_student(
+        news["real"], corpus_for, news["labels"], embed=news["embed"], config=config
+    )
+    everything = {r["text"] for r in news["real"]}
+    assert len(calls) == 3  # once per fold, shared by both kinds
+    assert all(seen < everything for seen in calls)
+    assert {c.name for c in selection.ranking} >= {"frozen/corpus+real", "linear/real"}

@@ -53,6 +53,10 @@ def run_command(
         str | None,
         typer.Option("--dask-address", help="Run scoring and evaluation on this Dask cluster."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Show Prefect's logs here too (always in run.log)."),
+    ] = False,
 ) -> None:
     """Distil RECIPE: generate, filter, store, train, evaluate, iterate."""
     from synthkd import stages
@@ -60,17 +64,27 @@ def run_command(
     # a bad recipe, or a bad file it names, stops here: nothing written, no teacher call
     ctx = stages.open_context(recipe, out, teacher=teacher)
     loaded, run_dir = ctx.recipe, ctx.run_dir
+    created = not run_dir.exists()
     _prefect_env(run_dir)
-    from synthkd.flows import distill
+    from synthkd.commands.runlog import fail, logs_to_file
 
-    flow = distill
-    if dask_address:
-        from prefect_dask import DaskTaskRunner
+    log = None
+    try:
+        with logs_to_file(run_dir, verbose) as log:
+            from synthkd.flows import distill
 
-        flow = distill.with_options(task_runner=DaskTaskRunner(address=dask_address))
-    console = Console(stderr=True)
-    with _RunDisplay(console, loaded.name):
-        summary = flow(str(recipe), out_dir=str(run_dir), teacher=teacher, rounds=rounds)
+            flow = distill
+            if dask_address:
+                from prefect_dask import DaskTaskRunner
+
+                flow = distill.with_options(task_runner=DaskTaskRunner(address=dask_address))
+            console = Console(stderr=True)
+            with _RunDisplay(console, loaded.name):
+                summary = flow(str(recipe), out_dir=str(run_dir), teacher=teacher, rounds=rounds)
+    except Exception as exc:
+        if verbose:
+            raise
+        raise fail(exc, run_dir, created, log) from None
     _print_summary(Console(), run_dir, summary)
 
 

@@ -36,7 +36,8 @@ def label_pool(
     order. `teacher`: per text the teacher's {label: p}, or None. A text is kept when
     both argmaxes match and each gives that label at least `min_confidence`; a text
     with no teacher distribution needs `alone_confidence` from the classifier. The
-    record's `soft_labels` is the mean of the two distributions.
+    record's `soft_labels` is the mean of the two distributions. Pass `teacher=None` when
+    the teacher is no better than chance on the real examples (its evidence weight is 0).
     """
     names = list(labels)
     proba = np.asarray(probabilities, dtype=float)

@@ -74,11 +74,17 @@ def _documents(pattern: str) -> list[str]:
 
 
 def check_teachers(recipe: Any, override: str | None) -> None:
-    """An `api_key_env` that names an unset variable is found now, not at the first request."""
+    """A bad spec, or an `api_key_env` naming an unset variable, is found now, not mid-run."""
+    from synthkd.generators.teachers.config import parse_spec
+
     sections = recipe.teacher_sections()
     used = sections[:1] if override else sections
     for section in used:
         spec = override or section.spec
+        try:
+            parse_spec(spec)
+        except SynthkdError as exc:
+            raise SynthkdError(f"teacher {spec!r}: {exc}") from None
         name = getattr(section, "api_key_env", None)
         if name and spec.startswith("openai:") and not os.environ.get(name):
             raise SynthkdError(

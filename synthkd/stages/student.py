@@ -162,16 +162,20 @@ def _dump(section: Any) -> dict[str, Any]:
 
 def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict[str, Any] | None:
     """The teacher as a classifier on the validation file, in its fastest honest mode
-    (few-shot header in the KV cache, only the labels scored); None without validation."""
+    (few-shot header in the KV cache, only the labels scored); None without validation.
+
+    Answers go through the response cache, so a rerun pays for none of them again; the
+    speed is that of the answers the teacher gave in this call, or, when every answer came
+    from the cache, the speed measured when they were first asked (kept beside the cache).
+    """
     from synthkd.generators import make_task, prompt_style
-    from synthkd.training import TeacherClassifier, evaluate
+    from synthkd.training import TeacherClassifier, evaluate_teacher
 
     task = ctx.recipe.task
     validation = ctx.inputs.validation
     if task.kind != "labelled" or validation is None:
         return None
-    # no response cache: its answers would time the cache, not the teacher
-    slot = teacher_slots(ctx, cache=False)[0]
+    slot = teacher_slots(ctx)[0]
     annotate = make_task(
         {
             "kind": "annotate",
@@ -186,16 +190,42 @@ def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict[str, Any
     header, suffix, *_ = annotate.header(prompt_style(slot.teacher, slot.style))
     if limit:
         validation = validation.sample(n=min(limit, len(validation)), random_state=0)
+    name = f"{slot.teacher.backend}:{slot.teacher.model}"
     classifier = TeacherClassifier(slot.teacher, list(task.labels), header, suffix)
     try:
-        report = evaluate(
-            classifier, validation["text"].tolist(), validation["label"].tolist(), latency_samples=8
+        report = evaluate_teacher(
+            classifier, validation["text"].tolist(), validation["label"].tolist()
         )
     finally:
         classifier.close()
+    speed = _teacher_speed(name, header, report.examples_per_s_batch32)
     return {
-        "name": f"{slot.teacher.backend}:{slot.teacher.model}",
+        "name": name,
         "accuracy": report.accuracy,
         "macro_f1": report.macro_f1,
-        "examples_per_s": report.examples_per_s_batch32,
+        "examples_per_s": speed,
     }
+
+
+def _teacher_speed(name: str, header: str, measured: float) -> float:
+    """Remember the teacher's measured speed per (teacher, header), for all-cached reruns."""
+    import hashlib
+    import json
+
+    from synthkd.assets import cache_dir
+    from synthkd.data import write_atomic
+
+    path = cache_dir() / "teacher_speed.json"
+    key = hashlib.sha256(f"{name}\n{header}".encode()).hexdigest()[:16]
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    if measured > 0:
+        known[key] = measured
+        try:
+            write_atomic(path, json.dumps(known, indent=1))
+        except OSError:
+            pass
+        return measured
+    return float(known.get(key, 0.0))

@@ -1,0 +1,54 @@
+"""`synthkd run` fails mid-run as a user needs: one line, exit 2, the folder in a known state.
+
+Prefect's task tracebacks go to `run.log`, never the terminal; a run that committed
+nothing leaves no folder; one that committed work keeps it and says how to resume.
+"""
+
+from __future__ import annotations
+
+from tests.fakes.openai_server import FaultyOpenAIServer
+from tests.fixtures.fake_teacher import answer, labelled_recipe, synthkd, teacher_spec
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_unknown_teacher_backend_is_one_line_and_leaves_nothing(tmp_path):
+    recipe = labelled_recipe(tmp_path)
+    out = tmp_path / "run"
+    done = synthkd("run", str(recipe), "--out", str(out), "--teacher", "nosuch:x", cache=tmp_path)
+    assert done.returncode == 2
+    lines = _lines(done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: teacher 'nosuch:x': unknown teacher backend")
+    assert not out.exists()
+
+
+def test_unreachable_teacher_mid_run_leaves_no_folder(tmp_path):
+    recipe = labelled_recipe(tmp_path)
+    out = tmp_path / "run"
+    spec = "openai:gemma-3-270m@http://127.0.0.1:9/v1"
+    done = synthkd("run", str(recipe), "--out", str(out), "--teacher", spec, cache=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(_lines(done.stderr)) <= 3, done.stderr
+    assert "unreachable" in _lines(done.stderr)[-1]
+    assert not out.exists()
+
+
+def test_teacher_gone_after_committed_work_keeps_the_folder_and_says_resume(tmp_path):
+    recipe = labelled_recipe(tmp_path, per_label=40)
+    out = tmp_path / "run"
+    with FaultyOpenAIServer(answer=answer, go_away_after=30, seed=0) as server:
+        done = synthkd(
+            "run", str(recipe), "--out", str(out), "--teacher", teacher_spec(server), cache=tmp_path
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = _lines(done.stderr)
+    assert len(lines) <= 3, done.stderr
+    assert "rerun the same command to resume" in lines[-1]
+    assert (out / "corpus" / "_delta_log").is_dir()
+    log = (out / "run.log").read_text()
+    assert "Traceback" in log  # the details are kept, off the terminal
