@@ -9,6 +9,7 @@ training data (`holdout`), drawn the same way by `synthkd train` and `synthkd ru
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import asdict
@@ -223,9 +224,7 @@ def _teacher_speed(name: str, header: str, measured: float) -> float:
         known = {}
     if measured > 0:
         known[key] = measured
-        try:
+        with contextlib.suppress(OSError):
             write_atomic(path, json.dumps(known, indent=1))
-        except OSError:
-            pass
         return measured
     return float(known.get(key, 0.0))
