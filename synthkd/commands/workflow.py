@@ -180,6 +180,13 @@ def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> 
                 f"{row['name']}: {ratio:.0f}x the teacher's examples/s"
                 f" (accuracy {_fmt(row['val_accuracy'])})"
             )
+    test = summary.get("test") or {}
+    shipped_test = (test.get("models") or {}).get("shipped student")
+    if shipped_test:
+        parts.append(
+            f"test accuracy {_fmt(shipped_test['accuracy'])} on the untouched test file "
+            f"({test['examples']} examples)"
+        )
     console.print("; ".join(parts), soft_wrap=True)  # one line, for readers and for grep
 
 

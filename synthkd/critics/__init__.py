@@ -5,26 +5,44 @@ keeps records above a threshold chosen for a target precision, per label when th
 corpus must stay balanced. See docs/architecture.md.
 """
 
-from synthkd.critics.annotate import AnnotationSummary, annotate
 from synthkd.critics.config import CriticConfig
-from synthkd.critics.critic import Critic, accept_mask, apply_critic, score
-from synthkd.critics.evidence import (
-    EmbeddingCache,
-    LabelEvidence,
-    LabelEvidenceConfig,
-    label_evidence,
-)
-from synthkd.critics.filters import FILTER_REASONS, FilterResult, apply_filters, to_reject
-from synthkd.critics.judge import JUDGE_SAMPLING, judge_labels, judge_labels_async
-from synthkd.critics.labels import (
-    CriticLabel,
-    LabelSet,
-    auto_labels,
-    labels_from_file,
-    seeds_from_file,
-)
-from synthkd.critics.pool import label_pool
-from synthkd.critics.training import train_critic
+
+# Everything else is imported on first use (PEP 562): loading a recipe needs only the
+# config, not sklearn, torch or cleanlab.
+_LAZY = {
+    "synthkd.critics.annotate": ("AnnotationSummary", "annotate"),
+    "synthkd.critics.critic": ("Critic", "accept_mask", "apply_critic", "score"),
+    "synthkd.critics.evidence": (
+        "EmbeddingCache",
+        "LabelEvidence",
+        "LabelEvidenceConfig",
+        "label_evidence",
+    ),
+    "synthkd.critics.filters": ("FILTER_REASONS", "FilterResult", "apply_filters", "to_reject"),
+    "synthkd.critics.judge": ("JUDGE_SAMPLING", "judge_labels", "judge_labels_async"),
+    "synthkd.critics.labels": (
+        "CriticLabel",
+        "LabelSet",
+        "auto_labels",
+        "labels_from_file",
+        "seeds_from_file",
+    ),
+    "synthkd.critics.pool": ("label_pool",),
+    "synthkd.critics.training": ("train_critic",),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synthkd.critics' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FILTER_REASONS",

@@ -355,6 +355,24 @@ class CorpusStore:
             first = unknown[0].as_py()
             raise SynthkdError(f"{len(unknown)} id(s) are not in {self.uri} (first: {first})")
 
+    def update_soft_labels(self, soft_labels: Mapping[str, str], message: str) -> int:
+        """Set soft_labels (JSON text) of records by id, as one new version (a Delta merge)."""
+        source = pa.table(
+            {
+                "id": pa.array(list(soft_labels), pa.string()),
+                "soft_labels": pa.array(list(soft_labels.values()), pa.string()),
+            }
+        )
+        self._check_known(source.column("id"))
+        extras = {"rows": source.num_rows}
+        self._merge(
+            source,
+            message,
+            extras,
+            lambda merger: merger.when_matched_update({"soft_labels": "s.soft_labels"}),
+        )
+        return self.version()
+
     def _merge(self, source: pa.Table, message: str, metadata: Mapping[str, Any], action) -> None:
         """One Delta merge on id (target t, source s); `action` adds the when-clauses."""
         properties = commit_properties(message, metadata)

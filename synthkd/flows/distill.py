@@ -28,7 +28,10 @@ from synthkd.flows.steps import (
     fit_critic,
     fit_student,
     generate_round,
+    label_round,
+    real_only_rival,
     score_corpus,
+    score_test,
     teacher_baseline,
 )
 
@@ -140,21 +143,31 @@ def distill(
         emit("round", round=r, rounds=max_rounds)
         gen = generate_round(ident, r, focus, wanted)
         filtered = filter_round.submit(ident, r).result()
-        work = [gen["seconds"], filtered["seconds"]]  # what each task took, cached or not
+        stage_seconds = {"generate": gen["seconds"], "filter": filtered["seconds"]}
+        evidence = label_round.submit(ident, r).result() if classifier else None
+        if evidence:
+            stage_seconds["label evidence"] = evidence["seconds"]
         scored = None
         if stages.has_label_source(ctx):
             if critic is None:
                 critic = fit_critic(ident)
-                work.append(critic["seconds"])
+                stage_seconds["critic training"] = critic["seconds"]
             scored = score_corpus.submit(ident, r, critic["version"]).result()
-            work.append(scored["seconds"])
+            stage_seconds["critic scoring"] = scored["seconds"]
         tokens += gen["teacher_prompt_tokens"] + gen["teacher_completion_tokens"]
         row: dict[str, Any] = {
             "round": r,
             "generated": gen["records"] + sum(gen["rejects"].values()),
-            "accepted": filtered["kept"],
-            "rejected": sum(gen["rejects"].values()) + filtered["rejected"],
-            "reject_reasons": {**gen["rejects"], **filtered["reasons"]},
+            "accepted": filtered["kept"] - (evidence["rejected"] if evidence else 0),
+            "rejected": sum(gen["rejects"].values())
+            + filtered["rejected"]
+            + (evidence["rejected"] if evidence else 0),
+            "reject_reasons": {
+                **gen["rejects"],
+                **filtered["reasons"],
+                **({"label_disagreement": evidence["rejected"]} if evidence else {}),
+            },
+            "label_evidence": evidence,
             "critic_accepted": scored["accepted"] if scored else None,
             "corpus_rows": scored["scored"] if scored else None,
             "teacher_requests": gen.get("teacher_requests"),
@@ -167,7 +180,7 @@ def distill(
         }
         if classifier:
             student = fit_student.submit(ident, r, use_cut, "student").result()
-            work.append(student["seconds"])
+            stage_seconds["student"] = student["seconds"]
             students[r] = student
             baseline = student.get("baseline") or {}
             row.update(
@@ -178,7 +191,8 @@ def distill(
                 baseline_val_macro_f1=baseline.get("macro_f1"),
                 student_train_rows=student["train_rows"],
             )
-        row["seconds"] = round(sum(work), 1)
+        row["stage_seconds"] = {k: round(v, 1) for k, v in stage_seconds.items()}
+        row["seconds"] = round(sum(stage_seconds.values()), 1)
         history.append(row)
         reporting.write_metrics(run_dir, history)
         _publish_artifacts(history)
@@ -236,28 +250,55 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
         if not cut_kept:
             chosen = uncut
     chosen_cut = use_cut and chosen is best
-    _install_student(chosen["path"], run_dir / "student")
+    rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
+    loop_score = chosen["val_accuracy"]
+    ship_rival = bool(rival) and rival["cv_accuracy"] > loop_score
+    shipped_from = rival["path"] if ship_rival else chosen["path"]
+    _install_student(shipped_from, run_dir / "student")
     png = Path(chosen["path"]) / "confusion_matrix.png"
-    if png.exists():
+    if png.exists() and not ship_rival:
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
     kind = ctx.recipe.student.kind
     serving = None
-    if kind == "minilm":  # the linear student is its own fastest form
+    if kind == "minilm" and not ship_rival:  # the linear student is its own fastest form
         student_dir = str(run_dir / "student")
         copy = export_serving_copy.submit(ident, student_dir, best_round, chosen_cut).result()
         serving = {
             "name": f"{copy['format']} ONNX export, student/{Path(copy['path']).name}",
             **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
         }
-    return {
+    models = {"shipped student": str(run_dir / "student")}
+    if serving:
+        models["int8 serving copy"] = str(run_dir / "student" / "int8")
+    models["loop student (corpus + real)"] = chosen["path"]
+    if rival:
+        models[rival["name"]] = rival["path"]
+    shipped = {
+        "which": rival["name"] if ship_rival else "the loop's student (corpus + your examples)",
+        "why": (
+            f"its cross-validated accuracy on your {rival['real_examples']} real examples, "
+            f"{rival['cv_accuracy']:.3f}, is above the loop student's validation accuracy "
+            f"{loop_score:.3f}"
+            if ship_rival
+            else f"its validation accuracy {loop_score:.3f} is at least the cross-validated "
+            f"accuracy of the real-examples-only student ({rival['cv_accuracy']:.3f})"
+            if rival
+            else "too few real examples per label to cross-validate a rival"
+        ),
+    }
+    result = {
         "best_round": best_round,
-        "student_accuracy": chosen["val_accuracy"],
-        "student_macro_f1": chosen["val_macro_f1"],
+        "student_accuracy": rival["cv_accuracy"] if ship_rival else chosen["val_accuracy"],
+        "student_macro_f1": rival["cv_macro_f1"] if ship_rival else chosen["val_macro_f1"],
         "student_speed": {
-            "name": STUDENT_NAMES.get(kind, kind),
-            "examples_per_s": chosen["examples_per_s"],
+            "name": rival["name"] if ship_rival else STUDENT_NAMES.get(kind, kind),
+            "examples_per_s": None if ship_rival else chosen["examples_per_s"],
         },
         "student_serving": serving,
         "critic_cut_kept": cut_kept,
         "ablations": ablations,
+        "shipped": shipped,
+        "real_only": {k: v for k, v in rival.items() if k != "path"} if rival else None,
+        "test": score_test.submit(ident, models).result(),
     }
+    return result

@@ -191,6 +191,10 @@ def write_report(
     else:
         parts.append("Teacher-as-classifier baseline not measured for this task.\n")
 
+    parts.extend(_shipped_section(summary))
+    parts.extend(_test_section(summary))
+    parts.extend(_evidence_section(rounds))
+    parts.extend(_stage_section(rounds))
     ablations = summary.get("ablations") or {}
     if ablations:
         parts.append("\n## Ablations\n")
@@ -213,3 +217,83 @@ def write_report(
             parts.append(f"\n## {title}\n\n![{title}]({rel})\n")
 
     return write_atomic(run_dir / "report.md", "".join(parts))
+
+
+def _test_section(summary: dict[str, Any]) -> list[str]:
+    """The untouched figure: the recipe's `test:` file, read by nothing but this report."""
+    test = summary.get("test")
+    if not test:
+        return []
+    rows = [
+        "\n## Test (untouched)\n",
+        f"Scored once, at the end, on `{test['file']}` ({test['examples']} examples), "
+        "which no part of the loop reads.\n\n",
+        "| model | test accuracy | test macro-F1 |\n|---|---:|---:|\n",
+    ]
+    for name, values in test["models"].items():
+        rows.append(
+            f"| {name} | {_fmt(values.get('accuracy'))} | {_fmt(values.get('macro_f1'))} |\n"
+        )
+    return rows
+
+
+def _evidence_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """Labels from evidence: kept, relabelled and dropped per round and per label."""
+    judged = [r for r in rounds if r.get("label_evidence")]
+    if not judged:
+        return []
+    rows = [
+        "\n## Labels from evidence\n",
+        "Each generated record's asked-for label against a classifier on your real "
+        "examples and an out-of-fold classifier (cleanlab); disagreements are relabelled "
+        "or rejected (`label_disagreement`).\n\n",
+        "| round | label | kept | relabelled away | relabelled in | dropped |\n",
+        "|---:|---|---:|---:|---:|---:|\n",
+    ]
+    for r in judged:
+        for label, counts in sorted(r["label_evidence"].get("per_label", {}).items()):
+            rows.append(
+                f"| {r['round']} | {label} | {counts.get('kept', 0)} "
+                f"| {counts.get('relabelled', 0)} | {counts.get('relabelled_in', 0)} "
+                f"| {counts.get('dropped', 0)} |\n"
+            )
+    return rows
+
+
+def _stage_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """Where each round's time went, stage by stage."""
+    timed = [r for r in rounds if r.get("stage_seconds")]
+    if not timed:
+        return []
+    stages = list(dict.fromkeys(k for r in timed for k in r["stage_seconds"]))
+    rows = [
+        "\n## Time per stage (seconds)\n",
+        "| round | " + " | ".join(stages) + " | total |\n",
+        "|---:|" + "---:|" * (len(stages) + 1) + "\n",
+    ]
+    for r in timed:
+        cells = [_fmt(r["stage_seconds"].get(k), 1) for k in stages]
+        rows.append(f"| {r['round']} | " + " | ".join(cells) + f" | {_fmt(r['seconds'], 1)} |\n")
+    return rows
+
+
+def _shipped_section(summary: dict[str, Any]) -> list[str]:
+    """Which student was shipped, against the one trained on the user's examples only."""
+    shipped, rival = summary.get("shipped"), summary.get("real_only")
+    if not shipped or not rival:
+        return []
+    rows = [
+        "\n## Shipped student vs your examples alone\n",
+        f"Shipped: **{shipped['which']}**, because {shipped['why']}.\n\n",
+        f"Cross-validation over your {rival['real_examples']} real examples "
+        f"(seeds and validation), {rival['selection']['metric']} ranks the candidates:\n\n",
+        "| candidate | trained on | CV accuracy | CV macro-F1 |\n|---|---|---:|---:|\n",
+    ]
+    for c in rival["selection"]["ranking"]:
+        if c.get("skipped"):
+            continue
+        rows.append(
+            f"| {c['kind']} | {c['data']} | {_fmt(c.get('accuracy'))} "
+            f"| {_fmt(c.get('macro_f1'))} |\n"
+        )
+    return rows

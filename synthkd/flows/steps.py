@@ -12,6 +12,7 @@ response cache answers the rest; a repeated filter or scoring pass finds nothing
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -71,6 +72,13 @@ def filter_round(ident: Identity, round: int) -> dict:
     return result
 
 
+@task(name="label-evidence", **CACHED)
+def label_round(ident: Identity, round: int) -> dict | None:
+    """Labels from evidence: relabel or reject (label_disagreement) this round's records."""
+    emit("critic", round=round, action="label evidence")
+    return stages.label_round(stages.context_from(ident), round)
+
+
 @task(name="train-critic", **CACHED)
 def fit_critic(ident: Identity) -> dict:
     """Train the critic once per run (labels file, LLM judge, or the real examples)."""
@@ -117,3 +125,19 @@ def teacher_baseline(ident: Identity, limit: int | None = None) -> dict | None:
     if ctx.inputs.validation is not None:
         emit("teacher", action="score validation")
     return stages.teacher_baseline(ctx, limit)
+
+
+@task(name="real-only-rival", **CACHED)
+def real_only_rival(ident: Identity, out_dir: str) -> dict:
+    """The best student on the user's real examples only, chosen by cross-validation."""
+    emit("student", action="real-examples-only rival")
+    return stages.real_only_rival(stages.context_from(ident), Path(out_dir))
+
+
+@task(name="score-test", cache_policy=NO_CACHE)  # students are reinstalled per run
+def score_test(ident: Identity, models: dict[str, str]) -> dict | None:
+    """The untouched figure: each model on the recipe's `test:` file."""
+    ctx = stages.context_from(ident)
+    if ctx.inputs.test is not None:
+        emit("student", action="score the test file")
+    return stages.score_test(ctx, models)

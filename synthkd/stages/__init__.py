@@ -13,6 +13,9 @@ and student whichever way it is run. See docs/architecture.md.
 - `training_frame`, `holdout`, `fit_student`, `fit_round_student`, `export_serving`,
   `teacher_baseline`: students and the teacher beside them; `evaluate_student`,
   `export_copy`, `merge_copy`: a trained student on a file, and its serving copies.
+- `label_round`: labels from evidence (relabel, or reject with `label_disagreement`).
+- `real_only_rival`, `score_test`: the student on the user's real examples only (the
+  honest rival, chosen by CV), and the untouched `test:` figure.
 - `open_teacher`, `teacher_request`, `local_model`: a teacher asked directly.
 """
 
@@ -36,8 +39,10 @@ from synthkd.stages.critic import (
     scoring_config,
 )
 from synthkd.stages.evaluate import Evaluation, evaluate_student, export_copy, merge_copy
+from synthkd.stages.evidence import label_round, real_examples, shared_embeddings
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
+from synthkd.stages.rivals import real_only_rival, score_test
 from synthkd.stages.student import (
     export_serving,
     fit_round_student,
@@ -70,15 +75,20 @@ __all__ = [
     "has_label_source",
     "holdout",
     "label_by_hand",
+    "label_round",
     "local_model",
     "load_critic",
     "merge_copy",
     "open_context",
     "open_teacher",
+    "real_examples",
+    "real_only_rival",
     "remember",
     "score_round",
     "score_store",
+    "score_test",
     "scoring_config",
+    "shared_embeddings",
     "teacher_baseline",
     "teacher_request",
     "teacher_slots",

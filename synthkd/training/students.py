@@ -191,6 +191,10 @@ def _load_kind(root: Path, manifest: dict[str, Any]) -> Any:
         from synthkd.training.export import OnnxStudent
 
         return OnnxStudent.load(root, manifest)
+    if kind == "frozen":
+        from synthkd.training.frozen import FrozenHeadStudent
+
+        return FrozenHeadStudent.load(root, manifest)
     if kind == "static":
         from synthkd.training.static import StaticStudent
 

@@ -1,0 +1,82 @@
+"""The honest rival: what the user's own examples give alone, and the untouched test figure.
+
+A distilled student must beat a student trained on the user's real examples only, or the
+corpus added nothing. So every labelled run:
+- ranks frozen-MiniLM + logistic head and linear TF-IDF students, on the real examples
+  only and on corpus + real, by k-fold cross-validation over the real examples
+  (`synthkd.training.select_student`): does the corpus add anything?
+- fits the best real-examples-only student and ships it instead of the loop's student
+  when its cross-validated score beats the loop's student's held-out validation score;
+  the summary says which was shipped and why;
+- scores the shipped student, and both contenders, on the recipe's `test:` file, which
+  no other part of the run reads.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from synthkd.stages.context import RunContext
+from synthkd.stages.evidence import real_examples, shared_embeddings
+
+
+def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
+    import pyarrow.compute as pc
+
+    table = ctx.stores().corpus.read()
+    if "accepted" in table.column_names:
+        table = table.filter(pc.fill_null(table["accepted"], True))
+    columns = [c for c in ("text", "label", "soft_labels") if c in table.column_names]
+    return table.select(columns).to_pylist()
+
+
+def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
+    """CV ranking (corpus + real vs real only) and the best real-only student, saved;
+    None when some label has fewer than two real examples (nothing to cross-validate)."""
+    from synthkd.training import SelectionConfig, fit_best, select_student
+    from synthkd.training.selection import Selection
+
+    started = time.perf_counter()
+    real = real_examples(ctx)
+    counts = real["label"].value_counts()
+    if len(counts) < 2 or counts.min() < 2 or set(ctx.labels) - set(counts.index):
+        return None
+    config = SelectionConfig(
+        folds=ctx.recipe.loop.cv_folds, candidates=("frozen", "linear"), seed=ctx.seed
+    )
+    embed = shared_embeddings()
+    selection = select_student(
+        real, _corpus_records(ctx) or None, ctx.labels, embed=embed, config=config
+    )
+    best_real = selection.real_only
+    only_real = Selection(ranking=[best_real], metric=selection.metric)
+    fit_best(only_real, real, None, ctx.labels, embed=embed, config=config, out_dir=out_dir)
+    corpus_best = next((c for c in selection.ranking if c.data == "corpus+real"), None)
+    return {
+        "path": str(out_dir),
+        "name": f"real examples only ({best_real.kind})",
+        "cv_accuracy": best_real.accuracy,
+        "cv_macro_f1": best_real.macro_f1,
+        "corpus_cv_accuracy": corpus_best.accuracy if corpus_best else None,
+        "corpus_cv_macro_f1": corpus_best.macro_f1 if corpus_best else None,
+        "real_examples": len(real),
+        "selection": selection.to_dict(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def score_test(ctx: RunContext, models: dict[str, str]) -> dict[str, Any] | None:
+    """Each model folder on the recipe's untouched `test:` file; None without one."""
+    from synthkd.training import evaluate, load_student
+
+    test = ctx.inputs.test
+    if test is None or not len(test):
+        return None
+    texts, labels = test["text"].tolist(), test["label"].tolist()
+    scored = {}
+    for name, folder in models.items():
+        report = evaluate(load_student(folder), texts, labels)
+        scored[name] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+    return {"file": str(ctx.recipe.task.test), "examples": len(texts), "models": scored}
