@@ -26,6 +26,13 @@ for group in (teacher, corpus, generate, critic, student, workflow):
     group.register(app)
 
 
+def _one_line(text: str) -> str:
+    """A message as one plain line: no terminal colour codes, no line breaks."""
+    import re
+
+    return " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).split())
+
+
 def main() -> None:
     """Console-script entry point: user errors are one line on stderr and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,8 +40,13 @@ def main() -> None:
     try:
         app()
     except SynthkdError as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full, read-only or vanished disk, wherever it shows up
+        if os.environ.get("SYNTHKD_DEBUG"):
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {_one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: the corpus stays at its last committed version", file=sys.stderr)

@@ -22,7 +22,14 @@ pytestmark = pytest.mark.slow
 def _run(recipe: Path, out: Path, cache: Path):
     with FaultyOpenAIServer(answer=answer) as server:
         result = synthkd(
-            "run", recipe, "--out", out, "--teacher", teacher_spec(server), cache=cache
+            "run",
+            recipe,
+            "--out",
+            out,
+            "--teacher",
+            teacher_spec(server),
+            cache=cache,
+            timeout=1200,
         )
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -52,3 +52,11 @@ def test_teacher_gone_after_committed_work_keeps_the_folder_and_says_resume(tmp_
     assert (out / "corpus" / "_delta_log").is_dir()
     log = (out / "run.log").read_text()
     assert "Traceback" in log  # the details are kept, off the terminal
+
+
+def test_error_lines_carry_no_terminal_codes():
+    from synthkd.cli import _one_line
+
+    assert _one_line("\x1b[31mNo space left on device\x1b[0m\n  (os error 28)") == (
+        "No space left on device (os error 28)"
+    )

@@ -211,13 +211,13 @@ def predict(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthkd.training import load_serving_student, texts_of
+    from synthkd.stages import serving_student, texts_in
 
     if output.suffix.lower() != ".parquet":
         raise SynthkdError(f"--output must be a .parquet file: {output}")
-    student = load_serving_student(student_dir, format)
+    student = serving_student(student_dir, format)
     table = read_table(input, "input file")
-    texts = texts_of(table, what=str(input), text_column=text_column)
+    texts = texts_in(table, str(input), text_column)
     if student.kind == "generative":
         predictions = student.generate(texts, batch_size=batch_size)
         confidence = pa.nulls(len(texts), pa.float64())

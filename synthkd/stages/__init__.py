@@ -38,7 +38,14 @@ from synthkd.stages.critic import (
     score_store,
     scoring_config,
 )
-from synthkd.stages.evaluate import Evaluation, evaluate_student, export_copy, merge_copy
+from synthkd.stages.evaluate import (
+    Evaluation,
+    evaluate_student,
+    export_copy,
+    merge_copy,
+    serving_student,
+    texts_in,
+)
 from synthkd.stages.evidence import label_round, real_examples, shared_embeddings
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
@@ -88,9 +95,11 @@ __all__ = [
     "score_store",
     "score_test",
     "scoring_config",
+    "serving_student",
     "shared_embeddings",
     "teacher_baseline",
     "teacher_request",
     "teacher_slots",
+    "texts_in",
     "training_frame",
 ]

@@ -59,3 +59,17 @@ def merge_copy(student_dir: str | Path, out: str | Path) -> Path:
     from synthkd.training import merge_student
 
     return merge_student(student_dir, out)
+
+
+def serving_student(student_dir: str | Path, fmt: str = "auto") -> Any:
+    """The fastest copy of a student for `synthkd predict` (no torch on the ONNX path)."""
+    from synthkd.training import load_serving_student
+
+    return load_serving_student(student_dir, fmt)
+
+
+def texts_in(table: Any, what: str, text_column: str = "text") -> list[str]:
+    """The texts of an input table's column, checked (one line naming the fault)."""
+    from synthkd.training import texts_of
+
+    return texts_of(table, what=what, text_column=text_column)
