@@ -34,10 +34,13 @@ def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
 
 def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     """CV ranking (corpus + real vs real only) and the best real-only student, saved;
-    None when some label has fewer than two real examples (nothing to cross-validate)."""
+    None when some label has fewer than two real examples (nothing to cross-validate),
+    or for annotate recipes, whose validation is teacher-labelled: no common yardstick."""
     from synthkd.training import SelectionConfig, fit_best, select_student
     from synthkd.training.selection import Selection
 
+    if ctx.task_kind != "labelled":  # annotate: the loop's validation is teacher-labelled
+        return None
     started = time.perf_counter()
     real = real_examples(ctx)
     counts = real["label"].value_counts()
