@@ -283,7 +283,7 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
             else f"its validation accuracy {loop_score:.3f} is at least the cross-validated "
             f"accuracy of the real-examples-only student ({rival['cv_accuracy']:.3f})"
             if rival
-            else "too few real examples per label to cross-validate a rival"
+            else "no real-examples-only rival: an annotate recipe, or under two real examples per label"
         ),
     }
     result = {
