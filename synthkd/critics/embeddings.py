@@ -40,10 +40,12 @@ class EmbeddingCache:
         return len(self._vectors)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
-                self._vectors[text] = vector
+        # one text per forward pass: the int8 encoder quantises activations per batch, so a
+        # text's vector would otherwise depend on its batch-mates, and a resumed run (other
+        # batches) could decide other labels than an uninterrupted one
+        for text in dict.fromkeys(texts):
+            if text not in self._vectors:
+                self._vectors[text] = self.encoder.encode([text])[0]
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)

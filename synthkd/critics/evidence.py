@@ -145,6 +145,7 @@ def _issues(y: np.ndarray, proba: np.ndarray, filter_by: str) -> np.ndarray:
                 labels=np.asarray([remap[c] for c in y]),
                 pred_probs=compact,
                 filter_by=filter_by,
+                n_jobs=1,  # no worker pool: small inputs, and Dask workers may not fork
             ),
             dtype=bool,
         )

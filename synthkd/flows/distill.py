@@ -252,7 +252,8 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     chosen_cut = use_cut and chosen is best
     rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
     loop_score = chosen["val_accuracy"]
-    ship_rival = bool(rival) and rival["cv_accuracy"] > loop_score
+    better = bool(rival) and rival["cv_accuracy"] > loop_score
+    ship_rival = better and ctx.recipe.loop.ship_real_only
     shipped_from = rival["path"] if ship_rival else chosen["path"]
     _install_student(shipped_from, run_dir / "student")
     png = Path(chosen["path"]) / "confusion_matrix.png"
@@ -280,6 +281,10 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
             f"{rival['cv_accuracy']:.3f}, is above the loop student's validation accuracy "
             f"{loop_score:.3f}"
             if ship_rival
+            else f"loop.ship_real_only is off, though the real-examples-only student's "
+            f"cross-validated accuracy ({rival['cv_accuracy']:.3f}) is above its validation "
+            f"accuracy {loop_score:.3f}"
+            if better
             else f"its validation accuracy {loop_score:.3f} is at least the cross-validated "
             f"accuracy of the real-examples-only student ({rival['cv_accuracy']:.3f})"
             if rival

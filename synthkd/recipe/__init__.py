@@ -132,6 +132,14 @@ class LoopSection(Settings):
             "loop makes."
         },
     )
+    ship_real_only: bool = field(
+        default=True,
+        metadata={
+            "help": "Ship the student trained on your real examples only when its "
+            "cross-validated accuracy beats the loop student's validation accuracy (it is "
+            "trained and reported either way)."
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- recipe
