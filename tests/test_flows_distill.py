@@ -165,12 +165,19 @@ def test_killed_run_resumes_without_paying_the_teacher_twice(reference_run, tmp_
     paid_after = _cache_rows(cache) - paid_before_kill
     assert _cache_rows(cache) == _cache_rows(ref_cache)
     assert paid_after < _cache_rows(ref_cache)
-    # and the corpus is the one an uninterrupted run produced
-    resumed = set(CorpusStore(out / "corpus").read()["id"].to_pylist())
-    reference = set(CorpusStore(ref_out / "corpus").read()["id"].to_pylist())
-    assert len(resumed) == len(reference)
-    if resumed != reference:  # known gap, kept visible: see the stop-11 closing note
-        pytest.xfail("the resumed round plans other prompts than an uninterrupted run")
+
+    # and the run holds the same samples as an uninterrupted one, each once (the texts of
+    # a few may differ: llama.cpp decodes a prompt's samples as one batch, and a sample
+    # decoded beside fewer batch-mates after the kill can come out otherwise)
+    def samples(run: Path) -> list[str]:
+        keys = []
+        for table in ("corpus", "rejects"):
+            keys += CorpusStore(run / table).read()["sample_key"].to_pylist()
+        return sorted(set(keys))
+
+    assert samples(out) == samples(ref_out)
+    resumed = CorpusStore(out / "corpus").read()["id"].to_pylist()
+    assert len(resumed) == len(set(resumed))
 
 
 def test_bad_recipe_stops_before_any_teacher_call(tmp_path):
