@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from synthkd.stages.context import RunContext
+from synthkd.stages.generate import round_seconds
 
 _EMBEDDINGS: dict[str, Any] = {}
 
@@ -100,7 +101,3 @@ def label_round(ctx: RunContext, round: int) -> dict[str, Any] | None:
     if soft:
         run.corpus.update_soft_labels(soft, message)
     return {**evidence.summary(), "seconds": round_seconds(started)}
-
-
-def round_seconds(started: float) -> float:
-    return round(time.perf_counter() - started, 2)

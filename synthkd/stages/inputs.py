@@ -75,7 +75,7 @@ def _documents(pattern: str) -> list[str]:
 
 def check_teachers(recipe: Any, override: str | None) -> None:
     """A bad spec, or an `api_key_env` naming an unset variable, is found now, not mid-run."""
-    from synthkd.generators.teachers.config import parse_spec
+    from synthkd.generators.teachers import parse_spec
 
     sections = recipe.teacher_sections()
     used = sections[:1] if override else sections

@@ -36,8 +36,7 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     """CV ranking (corpus + real vs real only) and the best real-only student, saved;
     None when some label has fewer than two real examples (nothing to cross-validate),
     or for annotate recipes, whose validation is teacher-labelled: no common yardstick."""
-    from synthkd.training import SelectionConfig, fit_best, select_student
-    from synthkd.training.selection import Selection
+    from synthkd.training import Selection, SelectionConfig, fit_best, select_student
 
     if ctx.task_kind != "labelled":  # annotate: the loop's validation is teacher-labelled
         return None
