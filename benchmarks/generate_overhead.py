@@ -14,10 +14,12 @@ run, alternately for --rounds pairs:
   seconds.
 
 Target (issue 17): generate >= 0.9x the bare loop. The last line printed is one JSON
-object with both rates and the ratio. Pass --profile to also write a cProfile of one
-generate process (printed top 25 by cumulative time).
+object with both rates and the ratio, the CPU seconds of each (the bare loop's without
+its start-up; a steadier figure than rates when others share the cores) and the load
+average. Pass --profile to also write a cProfile of one generate process (printed top
+25 by cumulative time).
 
-    .venv/bin/python benchmarks/generate_overhead.py [--n 1000] [--rounds 2] [--profile]
+    .venv/bin/python benchmarks/generate_overhead.py [--n 1000] [--rounds 3] [--profile]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -93,16 +96,19 @@ def run_generate(url: str, n: int, work: Path, profile: Path | None = None) -> d
         head += ["-m", "cProfile", "-o", str(profile)]
     command = head + ["-m", "synthkd", "generate", str(RECIPE), "--n", str(n), "--out", str(out)]
     command += ["--teacher", f"openai:x@{url}", "--json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"synthkd generate failed: {done.stderr.strip()[-2000:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"wall_seconds": wall, **summary}
+    return {"wall_seconds": wall, "cpu_seconds": cpu, **summary}
 
 
-async def bare_loop(url: str, requests: int, prompt_chars: int) -> float:
+async def bare_loop(url: str, requests: int, prompt_chars: int) -> tuple[float, float]:
     """Chat requests shaped like generate's: a JSON schema, one sample each (the openai
     backend sends one request per sample, so its cache is exact)."""
     import openai
@@ -130,12 +136,12 @@ async def bare_loop(url: str, requests: int, prompt_chars: int) -> float:
             )
             return json.loads(result.choices[0].message.content)["text"]
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     texts = await asyncio.gather(*(one(i) for i in range(requests)))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     await client.close()
     assert len(texts) == requests
-    return requests / seconds
+    return requests / seconds, cpu
 
 
 def print_profile(path: Path) -> None:
@@ -148,29 +154,33 @@ def print_profile(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="records per label (generate --n)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prompt-chars", type=int, default=2000, help="bare loop prompt size")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
-    ours, bare, runs = [], [], []
+    ours, bare, runs, bare_cpu = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="synthkd-genbench-") as tmp, stand_in() as url:
         asyncio.run(bare_loop(url, 200, args.prompt_chars))  # warm the server
         for r in range(args.rounds):
             work = Path(tmp) / f"round{r}"
             if r % 2:  # alternate who goes first: drift in machine load hits both
                 run = run_generate(url, args.n, work)
-                bare.append(asyncio.run(bare_loop(url, run["samples"], args.prompt_chars)))
+                rate, cpu = asyncio.run(bare_loop(url, run["samples"], args.prompt_chars))
+                bare.append(rate)
+                bare_cpu.append(cpu)
             else:
                 requests = runs[0]["samples"] if runs else args.n * 5
-                bare.append(asyncio.run(bare_loop(url, requests, args.prompt_chars)))
+                rate, cpu = asyncio.run(bare_loop(url, requests, args.prompt_chars))
+                bare.append(rate)
+                bare_cpu.append(cpu)
                 run = run_generate(url, args.n, work)
             runs.append(run)
             ours.append(run["samples"] / run["wall_seconds"])  # one HTTP request per sample
             print(
                 f"round {r}: generate {ours[-1]:7.1f} req/s ({run['samples']} requests, "
-                f"{run['wall_seconds']:.1f} s wall, {run['seconds']:.1f} s in generation)   "
-                f"bare {bare[-1]:7.1f} req/s",
+                f"{run['wall_seconds']:.1f} s wall, {run['seconds']:.1f} s in generation, "
+                f"{run['cpu_seconds']:.1f} s CPU)   bare {bare[-1]:7.1f} req/s ({bare_cpu[-1]:.1f} s CPU)",
                 flush=True,
             )
         if args.profile:
@@ -192,6 +202,12 @@ def main() -> None:
         "ratio_median": round(statistics.median(ratios), 3),
         "generate_wall_seconds": round(last["wall_seconds"], 2),
         "generate_inner_seconds": round(last["seconds"], 2),
+        "generate_cpu_seconds": round(last["cpu_seconds"], 2),
+        "bare_cpu_seconds": round(bare_cpu[-1], 2),
+        "cpu_ratio_median": round(
+            statistics.median(b / r["cpu_seconds"] for b, r in zip(bare_cpu, runs, strict=True)), 3
+        ),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "meets_target": statistics.median(ratios) >= 0.9,
     }
     print(json.dumps(result))

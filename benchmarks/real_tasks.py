@@ -326,10 +326,17 @@ def evaluate_task(task: str, args) -> dict:
             )
             return fold.apply(records)[0] or None
 
+        chose_at = time.perf_counter()
         selection = select_student(real, corpus_for, labels, embed=embed)
         student = fit_best(selection, real, accepted or None, labels, embed=embed)
+        out["student_seconds"] = round(time.perf_counter() - chose_at, 1)
         out["selection_cv"] = {
-            c.name: {m: round(getattr(c, m), 4) for m in ("log_loss", "accuracy", "macro_f1")}
+            c.name: {
+                **{m: round(getattr(c, m), 4) for m in ("log_loss", "accuracy", "macro_f1")},
+                "folds": c.folds,
+                "ranked_by": c.ranked_by,
+                "seconds": c.seconds,
+            }
             for c in selection.ranking
             if not c.skipped
         }
@@ -397,7 +404,9 @@ def main() -> None:
         action="store_true",
         help="do not score the corpus with the teacher's label distribution",
     )
-    parser.add_argument("--pool", type=int, default=100, help="unlabelled texts to self-train on")
+    parser.add_argument(
+        "--pool", type=int, default=0, help="unlabelled texts to self-train on (0: none)"
+    )
     parser.add_argument("--test-max", type=int, default=500)
     parser.add_argument("--ceiling-max", type=int, default=2000)
     args = parser.parse_args()

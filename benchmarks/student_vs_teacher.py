@@ -220,6 +220,7 @@ def main() -> None:
         "distinct_texts": distinct,
         "mean_chars": round(chars, 1),
         "cores": len(os.sched_getaffinity(0)),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # others share the cores
         "teacher": teacher,
         "forms": forms,
         "targets": None

@@ -17,7 +17,6 @@ from tests.fixtures.fake_teacher import (
     annotate_recipe,
     answer,
     labelled_recipe,
-    shipped_recipe,
     synthkd,
     teacher_spec,
 )
@@ -91,13 +90,27 @@ def test_recipe_without_validation_holds_out_a_split_and_an_edited_seed_file_is_
 
 
 @pytest.mark.parametrize("name", ["commonsense", "document_kg"])
-def test_triple_recipes_complete_and_say_there_is_no_student_yet(tmp_path, cache, name):
+def test_triple_recipes_train_score_and_guide_a_generative_student(tmp_path, cache, name):
+    """Issue 14: a generative student per round (a tiny Llama stands in for SmolLM2 here),
+    scored on held-out gold, a guided round for the weakest relations, student vs teacher."""
+    from tests.fixtures.triples_run import VAL_KEYS, tiny_triples_recipe
+
     out = tmp_path / "run"
-    result, _ = run(shipped_recipe(name, tmp_path), out, cache)
-    assert "no student for this task kind yet" in result.stdout
+    run(tiny_triples_recipe(name, tmp_path), out, cache, "--rounds", "2")
+    assert (out / "student" / "adapter" / "adapter_model.safetensors").exists()
+    assert (out / "student" / "README.md").exists()
+    rows = json.loads((out / "metrics.json").read_text())
+    assert len(rows) == 2
+    assert all(row[key] is not None for row in rows for key in VAL_KEYS[name])
+    summary = json.loads((out / "summary.json").read_text())
+    per = rows[0]["per_relation"]
+    mean = sum(per.values()) / len(per)
+    weakest = sorted((r for r, v in per.items() if v <= mean), key=lambda r: (per[r], r))
+    asked = summary["guided_focus"]["1"]["labels"]
+    assert asked and asked == weakest[: len(asked)]
+    assert summary["teacher"]["triples_per_s"] is not None
     report = (out / "report.md").read_text()
-    assert "no student for this task kind yet" in report and "round None" not in report
-    assert len(json.loads((out / "metrics.json").read_text())) == 1
+    assert "Best student: round" in report and "Student vs teacher" in report
 
 
 def test_cli_stages_give_what_run_gives(tmp_path, cache):

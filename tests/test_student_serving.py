@@ -130,3 +130,17 @@ def test_fast_tokenizer_matches_the_students_tokenizer(student):
     ours = load_fast_tokenizer(student / "int8", 24).encode_batch(texts)
     theirs = AutoTokenizer.from_pretrained(student / "int8")(texts, truncation=True, max_length=24)
     assert [e.ids for e in ours] == theirs["input_ids"]
+
+
+def test_the_onnx_copy_runs_on_every_core_in_length_buckets(student, monkeypatch):
+    from synthkd.training.serving import length_buckets, serving_threads
+
+    served = load_serving_student(student)
+    options = served.session.get_session_options()
+    assert options.intra_op_num_threads == serving_threads() >= 1
+    monkeypatch.setenv("SYNTHKD_THREADS", "1")
+    assert serving_threads() == 1
+    # texts of like length share a batch: a batch pads to its own longest text
+    lengths = np.array([5, 90, 7, 88, 6, 91])
+    buckets = length_buckets(lengths, 3)
+    assert [sorted(lengths[b].tolist()) for b in buckets] == [[5, 6, 7], [88, 90, 91]]

@@ -148,5 +148,7 @@ def test_quotes_with_elisions_or_edits_do_not_pass(task):
         '- Velm Harbour Board | founded by | Ada Quill | "THE BOARD WAS FOUNDED IN 1850 BY THE MERCHANT ADA QUILL"',
     ]
     parsed = task.parse(request, done("\n".join(lines)))
-    assert not parsed.records
-    assert [reason for _, reason in parsed.rejects] == ["unsupported_quote"] * 3
+    assert [reason for _, reason in parsed.rejects] == ["unsupported_quote"] * 2
+    # case is formatting, not content (issue 14): the record keeps the chunk's own words
+    (content,) = parsed.records
+    assert content["quote"] == "The board was founded in 1850 by the merchant Ada Quill"

@@ -169,9 +169,25 @@ def export(
     seed: SeedOpt = 0,
     license: LicenseOpt = "other",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --to folder.")] = False,
+    graph: Annotated[
+        bool,
+        typer.Option(
+            "--graph",
+            help="Triples corpora: a knowledge-graph edge list instead (edges.parquet: head, "
+            "relation, tail, quote, document; loads with datasets or networkx) plus a card.",
+        ),
+    ] = False,
 ) -> None:
     """Write a DatasetDict as Parquet shards per split plus a dataset card (README.md)."""
-    from synthkd.data import export_dataset, parse_splits
+    from synthkd.data import export_dataset, export_graph, parse_splits
+
+    if graph:
+        kg = export_graph(corpus, to, version=version, overwrite=overwrite)
+        _console.print(
+            f"exported version {kg.version} to {kg.path} ({kg.edges} edges, {kg.nodes} nodes, "
+            f"{kg.relations} relations; edges.parquet, card README.md)"
+        )
+        return
 
     splits = parse_splits(split)
     result = export_dataset(

@@ -40,7 +40,10 @@ def generate_command(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder (default: the recipe's output).")
+        str | None,
+        typer.Option(
+            "--out", help="Run folder, a path or s3:// gs:// az:// URI (default: the recipe's)."
+        ),
     ] = None,
     teacher: Annotated[
         str | None,
@@ -69,9 +72,10 @@ def generate_command(
             for path in reversed(fresh):  # nothing was written: leave nothing behind
                 shutil.rmtree(path, ignore_errors=True)
         raise
-    corpus = ctx.stores().corpus
+    run = ctx.stores()
+    corpus = run.corpus
     summary = report.to_dict()
-    summary.update(corpus=str(target / "corpus"), rejects_table=str(target / "rejects"))
+    summary.update(corpus=corpus.uri, rejects_table=run.rejects.uri)
     summary["filtered_out"] = filtered["rejected"]
     summary["filter_reasons"] = filtered["reasons"]
     summary["corpus_rows"] = corpus.count()
@@ -95,6 +99,7 @@ def _run(ctx, n):
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        refresh_per_second=4,  # a redraw costs the event loop; 4/s reads as live
     )
     bar = progress.add_task(f"generate {ctx.name}", total=None, records=0, rate=0.0, acceptance=0.0)
 

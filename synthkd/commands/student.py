@@ -197,7 +197,10 @@ def predict(
     input: InputOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
     text_column: TextColumnOpt = "text",
-    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 32,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Texts per batch (default: the student form's own, 64 for ONNX)."),
+    ] = None,
     format: Annotated[
         str,
         typer.Option(
@@ -219,10 +222,11 @@ def predict(
     table = read_table(input, "input file")
     texts = texts_in(table, str(input), text_column)
     if student.kind == "generative":
-        predictions = student.generate(texts, batch_size=batch_size)
+        predictions = student.generate(texts, batch_size=batch_size or 32)
         confidence = pa.nulls(len(texts), pa.float64())
     else:
-        probabilities = student.predict_proba(texts, batch_size=batch_size)
+        options = {} if batch_size is None else {"batch_size": batch_size}
+        probabilities = student.predict_proba(texts, **options)
         predictions = [student.labels[i] for i in probabilities.argmax(axis=1)]
         confidence = pa.array(probabilities.max(axis=1), pa.float64())
     for name in ("prediction", "confidence"):

@@ -7,6 +7,7 @@ holds everything needed to resume it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +42,10 @@ def _prefect_env(run_dir: Path) -> None:
 def run_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")
+        str | None,
+        typer.Option(
+            "--out", help="Run folder, a path or s3:// gs:// az:// URI (default runs/<name>)."
+        ),
     ] = None,
     teacher: Annotated[
         str | None, typer.Option("--teacher", help="Teacher spec replacing the recipe's.")
@@ -57,6 +61,30 @@ def run_command(
         bool,
         typer.Option("--verbose", "-v", help="Show Prefect's logs here too (always in run.log)."),
     ] = False,
+    continue_loop: Annotated[
+        bool,
+        typer.Option(
+            "--continue",
+            help="Go on from the run folder's earlier runs: new rounds after the last one, "
+            "new seeds, starting from the kept student and its focus.",
+        ),
+    ] = False,
+    price: Annotated[
+        str | None,
+        typer.Option(
+            "--price",
+            metavar="PROMPT,COMPLETION",
+            help="Teacher price per million prompt and completion tokens (replaces the "
+            "recipe's), e.g. 0.15,0.60.",
+        ),
+    ] = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Print the requests, tokens and cost of round 0 and stop; no teacher is called.",
+        ),
+    ] = False,
 ) -> None:
     """Distil RECIPE: generate, filter, store, train, evaluate, iterate."""
     from synthkd import stages
@@ -64,6 +92,11 @@ def run_command(
     # a bad recipe, or a bad file it names, stops here: nothing written, no teacher call
     ctx = stages.open_context(recipe, out, teacher=teacher)
     loaded, run_dir = ctx.recipe, ctx.run_dir
+    stages.check_budget(ctx, stages.teacher_prices(ctx, price))  # a bad --price: one line
+    if estimate:
+        _print_estimate(Console(), stages.estimate_round0(ctx, price))
+        return
+    stages.check_continue(run_dir, continue_loop)
     created = not run_dir.exists()
     _prefect_env(run_dir)
     from synthkd.commands.runlog import fail, logs_to_file
@@ -80,11 +113,21 @@ def run_command(
                 flow = distill.with_options(task_runner=DaskTaskRunner(address=dask_address))
             console = Console(stderr=True)
             with _RunDisplay(console, loaded.name):
-                summary = flow(str(recipe), out_dir=str(run_dir), teacher=teacher, rounds=rounds)
+                summary = flow(
+                    str(recipe),
+                    out_dir=ctx.location,
+                    teacher=teacher,
+                    rounds=rounds,
+                    continue_loop=continue_loop,
+                    price=price,
+                )
     except Exception as exc:
         if verbose:
             raise
-        raise fail(exc, run_dir, created, log) from None
+        error = fail(exc, run_dir, created, log)
+        with contextlib.suppress(Exception):
+            ctx.sync()  # object storage: run.log and what finished, uploaded
+        raise error from None
     _print_summary(Console(), run_dir, summary)
 
 
@@ -190,6 +233,34 @@ def _print_summary(console: Console, run_dir: Path, summary: dict[str, Any]) -> 
     console.print("; ".join(parts), soft_wrap=True)  # one line, for readers and for grep
 
 
+def _print_estimate(console: Console, estimate: dict[str, Any]) -> None:
+    """`synthkd run --estimate`: round 0's requests, tokens and cost, per teacher."""
+    table = Table(title=f"round 0 of {estimate['recipe']}: estimate (no teacher called)")
+    for column in ("teacher", "requests", "samples", "cached", "prompt tokens",
+                   "completion tokens (at most)", "cost (at most)"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "teacher" else "right")
+    for row in [*estimate["teachers"], {**estimate["total"], "teacher": "total"}]:
+        table.add_row(
+            row["teacher"],
+            str(row["requests"]),
+            str(row["samples"]),
+            str(row["cached_samples"]),
+            str(row["prompt_tokens"]),
+            str(row["completion_tokens_max"]),
+            "unknown (no price)" if row["cost_max"] is None else f"{row['cost_max']:.4f}",
+        )
+    console.print(table)
+    console.print(estimate["note"], soft_wrap=True)
+    total = estimate["total"]
+    cost = "unknown (no price)" if total["cost_max"] is None else f"{total['cost_max']:.4f}"
+    console.print(
+        f"estimate: {total['requests']} requests, {total['samples']} samples "
+        f"({total['cached_samples']} cached), {total['prompt_tokens']} prompt tokens, "
+        f"at most {total['completion_tokens_max']} completion tokens, cost at most {cost}",
+        soft_wrap=True,
+    )
+
+
 def serve_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     cron: Annotated[str, typer.Option("--cron", help='Cron schedule, e.g. "0 3 * * *".')],
@@ -197,16 +268,26 @@ def serve_command(
         Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")
     ] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher spec.")] = None,
+    price: Annotated[
+        str | None,
+        typer.Option(
+            "--price",
+            metavar="PROMPT,COMPLETION",
+            help="Teacher price per million prompt and completion tokens.",
+        ),
+    ] = None,
 ) -> None:
     """Serve `distill` for RECIPE on a cron schedule (Prefect `flow.serve`).
 
-    Each scheduled run samples with new seeds, so it appends a new corpus version and
-    never overwrites an earlier one.
+    Each scheduled run continues the loop of the runs before it in the run folder: new
+    rounds with new seeds (a new corpus version), from the kept student and its focus.
     """
     from synthkd import stages
     from synthkd.errors import SynthkdError
 
-    loaded = stages.open_context(recipe, out, teacher=teacher).recipe
+    ctx = stages.open_context(recipe, out, teacher=teacher)
+    loaded = ctx.recipe
+    stages.check_budget(ctx, stages.teacher_prices(ctx, price))
     try:
         from prefect.client.schemas.schedules import CronSchedule
 
@@ -224,6 +305,7 @@ def serve_command(
             "recipe": str(Path(recipe).resolve()),
             "out_dir": str(run_dir.resolve()),
             "teacher": teacher,
-            "fresh": True,
+            "continue_loop": True,
+            "price": price,
         },
     )

@@ -27,6 +27,13 @@ _LAZY = {
         "labels_from_file",
         "seeds_from_file",
     ),
+    "synthkd.critics.partitioned": (
+        "Signatures",
+        "concat_signatures",
+        "dedup_with_signatures",
+        "fill_embeddings",
+        "filter_signatures",
+    ),
     "synthkd.critics.pool": ("label_pool",),
     "synthkd.critics.training": ("train_critic",),
 }

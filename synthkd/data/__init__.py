@@ -20,6 +20,7 @@ from synthkd.data.io import (
     staged_dir,
     write_atomic,
 )
+from synthkd.data.kg_export import GraphExport, export_graph
 from synthkd.data.relations import DEFAULT_RELATIONS, RELATION_PHRASES, relation_phrase
 from synthkd.data.run import RoundAcceptance, RunStore
 from synthkd.data.schemas import (
@@ -35,6 +36,7 @@ from synthkd.data.schemas import (
     record_schema,
     reject_schema,
 )
+from synthkd.data.storage import RunFolder, is_remote, storage_options
 from synthkd.data.store import CorpusStore, check_name, corpus_path
 from synthkd.data.writer import BufferedWriter
 
@@ -51,12 +53,16 @@ __all__ = [
     "CorpusStore",
     "CorpusVersion",
     "ExportResult",
+    "GraphExport",
     "Lineage",
     "RoundAcceptance",
+    "RunFolder",
     "RunStore",
     "check_name",
     "corpus_path",
     "export_dataset",
+    "export_graph",
+    "is_remote",
     "file_digest",
     "make_record",
     "make_reject",
@@ -71,5 +77,6 @@ __all__ = [
     "relation_phrase",
     "reject_schema",
     "staged_dir",
+    "storage_options",
     "write_atomic",
 ]

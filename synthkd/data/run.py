@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synthkd.data.storage import storage_options as default_options
 from synthkd.data.store import CorpusStore, _normalize, is_table
 from synthkd.errors import SynthkdError
 
@@ -54,6 +55,8 @@ class RunStore:
     ) -> RunStore:
         """Create both tables (or open them when a previous run made them)."""
         root = _normalize(run_dir)
+        if storage_options is None:
+            storage_options = default_options(root)
         corpus = CorpusStore.create(_join(root, CORPUS_DIR), kind, storage_options=storage_options)
         rejects = CorpusStore.create(
             _join(root, REJECTS_DIR), kind, rejects=True, storage_options=storage_options
@@ -64,6 +67,8 @@ class RunStore:
     def open(cls, path: str | Path, storage_options: Mapping[str, str] | None = None) -> RunStore:
         """Open a run folder, or a corpus table directly (its `rejects/` sibling if any)."""
         target = _normalize(path)
+        if storage_options is None:  # an object store: the environment's credentials
+            storage_options = default_options(target)
         options = dict(storage_options) if storage_options else None
         if is_table(target, options):
             corpus = CorpusStore(target, options)

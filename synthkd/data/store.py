@@ -30,6 +30,7 @@ from synthkd.data.history import (
     version_from_history,
 )
 from synthkd.data.schemas import GROUP_COLUMN, kind_of_schema, record_schema, reject_schema
+from synthkd.data.storage import storage_options as default_options
 from synthkd.data.table_files import (
     KEEP_HISTORY,
     WRITER,
@@ -81,6 +82,8 @@ class CorpusStore:
 
     def __init__(self, uri: str | Path, storage_options: Mapping[str, str] | None = None):
         self.uri = _normalize(uri)
+        if storage_options is None:  # an object store: the environment's credentials
+            storage_options = default_options(self.uri)
         self.storage_options = dict(storage_options) if storage_options else None
         try:
             self._table = DeltaTable(self.uri, storage_options=self.storage_options)
@@ -110,6 +113,8 @@ class CorpusStore:
         """Create an empty corpus (version 0), or open it when it already has this schema."""
         schema = reject_schema(kind) if rejects else record_schema(kind)
         target = _normalize(uri)
+        if storage_options is None:
+            storage_options = default_options(target)
         options = dict(storage_options) if storage_options else None
         if is_table(target, options):
             if not exist_ok:
@@ -137,6 +142,8 @@ class CorpusStore:
                 commit_properties=commit_properties(f"create {kind} {what} table", {}),
             )
         except (DeltaError, OSError) as exc:  # a read-only or full disk, a missing bucket
+            if is_table(target, options):  # another process made it first
+                return cls.create(uri, kind, rejects=rejects, storage_options=options)
             if made and Path(target).is_dir() and not any(Path(target).iterdir()):
                 Path(target).rmdir()
             raise SynthkdError(f"cannot create corpus {uri}: {one_line(exc)}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ class BufferedWriter:
     flush_seconds: commit when the oldest buffered row is this old (checked on each add).
     message: commit message; each commit's says "<message> (batch k)".
     metadata: extra commit metadata (round, stage...) recorded with every batch.
+    background: commit in a worker thread while the caller goes on (generation keeps its
+    requests in flight during a commit); one commit at a time, in order; `flush` and
+    `close` wait for it, and a failed commit raises from the next `add` or `flush`.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class BufferedWriter:
         flush_rows: int = 1000,
         flush_seconds: float = 30.0,
         metadata: Mapping[str, Any] | None = None,
+        background: bool = False,
     ):
         if flush_rows < 1 or flush_seconds <= 0:
             raise ValueError("flush_rows must be >= 1 and flush_seconds > 0")
@@ -57,6 +62,9 @@ class BufferedWriter:
         self._buffer: list[Mapping[str, Any]] = []
         self._oldest: float | None = None
         self._lock = threading.Lock()
+        self.background = background
+        self._worker: ThreadPoolExecutor | None = None
+        self._commit: Future | None = None
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._seen
@@ -85,12 +93,27 @@ class BufferedWriter:
     def flush(self) -> int | None:
         """Commit what is buffered now; returns the new version, None if nothing was buffered."""
         with self._lock:
-            return self._flush_locked()
+            version = self._flush_locked()
+            return self._wait_locked() if self.background else version
 
     def _flush_locked(self) -> int | None:
         if not self._buffer:
             return None
+        if not self.background:
+            rows, self._buffer, self._oldest = self._buffer, [], None
+            return self._commit_rows(rows)
+        self._wait_locked()  # the previous commit first: versions in order, errors raised
         rows, self._buffer, self._oldest = self._buffer, [], None
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="synthkd-commit")
+        self._commit = self._worker.submit(self._commit_rows, rows)
+        return None
+
+    def _wait_locked(self) -> int | None:
+        commit, self._commit = self._commit, None
+        return commit.result() if commit is not None else None
+
+    def _commit_rows(self, rows: list[Mapping[str, Any]]) -> int:
         batch = self.stats.commits + 1
         try:
             version = self.store.append(
@@ -106,7 +129,12 @@ class BufferedWriter:
         return version
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown()
+                self._worker = None
 
     def __enter__(self) -> BufferedWriter:
         return self

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from synthkd import stages
 from synthkd.flows import report as reporting
 from synthkd.flows.events import emit
 from synthkd.flows.steps import (
+    decide_round,
     export_serving_copy,
     filter_round,
     fit_critic,
@@ -34,19 +34,17 @@ from synthkd.flows.steps import (
     score_test,
     teacher_baseline,
 )
+from synthkd.flows.triples import TriplesLoop  # issue 14: the triples student
 
 NO_STUDENT = "no student for this task kind yet"
 STUDENT_NAMES = {"minilm": "LoRA MiniLM", "linear": "linear TF-IDF"}
 
 
-def _seed_offset(fresh: bool) -> int:
-    """A scheduled run samples anew (new seeds), so it adds a corpus version of new records."""
-    if not fresh:
-        return 0
+def _run_id() -> str | None:
+    """Prefect's id of this flow run: what metrics.json rows of this run are marked with."""
     from prefect.runtime import flow_run
 
-    stamp = flow_run.scheduled_start_time
-    return int(stamp.timestamp()) % 1_000_000 if stamp is not None else int(time.time())
+    return flow_run.id
 
 
 def next_focus(student: dict[str, Any], per_label: int) -> tuple[dict, dict[str, int]]:
@@ -118,29 +116,36 @@ def distill(
     rounds: int | None = None,
     fresh: bool = False,
     teacher_baseline_limit: int | None = None,
+    continue_loop: bool = False,
+    price: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole distillation of RECIPE into OUT_DIR; returns the run summary."""
     # the recipe and every file it names are read and checked here, before any teacher call
-    ctx = stages.remember(
-        stages.open_context(recipe, out_dir, teacher=teacher, seed_offset=_seed_offset(fresh))
-    )
+    ctx = stages.open_context(recipe, out_dir, teacher=teacher)
+    prices = stages.teacher_prices(ctx, price)  # issue 16: cost
+    stages.check_budget(ctx, prices)
+    # issue 16: on a folder with a finished run, `fresh`/`continue_loop` go on from it
+    ctx, start = stages.start_run(ctx, continue_loop or fresh, _run_id())
+    ctx = stages.remember(ctx)
     ident, loaded, run_dir = ctx.identity(), ctx.recipe, ctx.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     # annotate labels every input text once: a second round would ask for nothing new
     max_rounds = 1 if ctx.task_kind == "annotate" else (rounds or loaded.loop.rounds)
     classifier = ctx.is_classifier
+    triples = TriplesLoop.start(ctx)  # commonsense / document KG with a generative student
     use_cut = loaded.critic.enabled and stages.has_label_source(ctx)
     per_label = getattr(loaded.task, "per_label", None) or getattr(loaded.task, "per_relation", 20)
 
-    history: list[dict[str, Any]] = []
-    students: dict[int, dict[str, Any]] = {}
-    best_round, best_f1, stale, tokens = None, -1.0, 0, 0
-    focus, wanted, critic = None, None, None
+    history: list[dict[str, Any]] = list(start.history)  # earlier runs' rows stay
+    students: dict[int, dict[str, Any]] = start.students
+    best_round, best_f1, stale, tokens, spent = start.best_round, start.best_f1, 0, 0, 0.0
+    focus, wanted, critic = start.focus, start.wanted, start.critic
+    included: list[int] = start.included  # the rounds whose records train the student (CV-accepted)
     stop_reason = f"round budget ({max_rounds})"
     if ctx.task_kind == "annotate":
         stop_reason = "every input text labelled once (annotate)"
-    for r in range(max_rounds):
-        emit("round", round=r, rounds=max_rounds)
+    for r in range(start.first_round, start.first_round + max_rounds):
+        emit("round", round=r, rounds=start.first_round + max_rounds)
         gen = generate_round(ident, r, focus, wanted)
         filtered = filter_round.submit(ident, r).result()
         stage_seconds = {"generate": gen["seconds"], "filter": filtered["seconds"]}
@@ -157,6 +162,8 @@ def distill(
         tokens += gen["teacher_prompt_tokens"] + gen["teacher_completion_tokens"]
         row: dict[str, Any] = {
             "round": r,
+            "run_id": start.run_id,
+            **stages.round_cost(prices, gen, spent),
             "generated": gen["records"] + sum(gen["rejects"].values()),
             "accepted": filtered["kept"] - (evidence["rejected"] if evidence else 0),
             "rejected": sum(gen["rejects"].values())
@@ -179,8 +186,12 @@ def distill(
             "val_macro_f1": None,
         }
         if classifier:
-            student = fit_student.submit(ident, r, use_cut, "student").result()
-            stage_seconds["student"] = student["seconds"]
+            student, decision = _round_student(ident, r, included, use_cut, students, best_round)
+            included = student["rounds"]
+            if decision:
+                stage_seconds["decisions (CV)"] = decision["seconds"]
+                row["decision"] = {k: v for k, v in decision.items() if k != "seconds"}
+            stage_seconds["student"] = student["seconds"] if student["round"] == r else 0.0
             students[r] = student
             baseline = student.get("baseline") or {}
             row.update(
@@ -191,13 +202,33 @@ def distill(
                 baseline_val_macro_f1=baseline.get("macro_f1"),
                 student_train_rows=student["train_rows"],
             )
+        if triples:
+            triples.round(r, row, stage_seconds)
         row["stage_seconds"] = {k: round(v, 1) for k, v in stage_seconds.items()}
         row["seconds"] = round(sum(stage_seconds.values()), 1)
+        spent += row["teacher_cost"] or 0.0
         history.append(row)
         reporting.write_metrics(run_dir, history)
+        ctx.sync()  # object storage: this round's critic, students and metrics uploaded
         _publish_artifacts(history)
         emit("round_done", **row)
+        if triples:
+            stop = triples.after_round(r, loaded.loop.epsilon, loaded.loop.patience, per_label)
+            if stop:
+                stop_reason = stop
+                break
+            if loaded.loop.token_budget and tokens >= loaded.loop.token_budget:
+                stop_reason = f"token budget ({loaded.loop.token_budget})"
+                break
+            if stop := stages.budget_stop(loaded.loop.max_cost, spent, row, None):
+                stop_reason = stop
+                break
+            focus, wanted = triples.focus, triples.wanted
+            continue
         if not classifier:
+            if stop := stages.budget_stop(loaded.loop.max_cost, spent, row, None):
+                stop_reason = stop
+                break
             continue
         if row["val_macro_f1"] > best_f1 + loaded.loop.epsilon or best_round is None:
             best_round, best_f1, stale = r, row["val_macro_f1"], 0
@@ -210,23 +241,52 @@ def distill(
             stop_reason = f"token budget ({loaded.loop.token_budget})"
             break
         focus, wanted = next_focus(students[r], per_label)
+        if stop := stages.budget_stop(loaded.loop.max_cost, spent, row, wanted):
+            stop_reason = stop
+            break
 
     summary: dict[str, Any] = {
         "recipe": loaded.name,
-        "run_dir": str(run_dir),
+        "run_dir": ctx.location,
         "rounds": len(history),
         "stop_reason": stop_reason,
     }
     if classifier and best_round is not None:
         summary.update(_finish_classifier(ctx, students, best_round, use_cut))
         summary["teacher"] = teacher_baseline.submit(ident, teacher_baseline_limit).result()
+    elif triples and triples.best_round is not None:
+        summary.update(triples.finish())
     else:
         summary["student"] = NO_STUDENT
+    summary["run_id"] = start.run_id
+    summary["cost"] = stages.cost_summary(history, summary, prices, start.run_id)
+    kept = students.get(best_round) if classifier else None
+    stages.save_round(ctx, start, best_round, kept, kept and next_focus(kept, per_label), critic)
     report_path = reporting.write_report(run_dir, loaded.name, history, summary)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    stages.finish_run(ctx, start, stop_reason, len(history) - len(start.history))
+    ctx.sync()
     _publish_artifacts(history, report_path)
-    summary["report"] = str(report_path)
+    remote = ctx.folder is not None and ctx.folder.remote
+    summary["report"] = ctx.folder.join("report.md") if remote else str(report_path)
     return summary
+
+
+def _round_student(
+    ident: dict, r: int, included: list[int], use_cut: bool, students: dict, best: int | None
+) -> tuple[dict, dict | None]:
+    """This round's student: trained on the rounds the CV accepted, cut where the CV chose
+    to; a round the CV turned down leaves the student as it was (not trained again)."""
+    decision = decide_round.submit(ident, r, included, use_cut).result()
+    rounds = decision["rounds"] if decision else sorted({*included, r})
+    cut = use_cut and (decision is None or decision["threshold"] is not None)
+    threshold = decision["threshold"] if decision else None
+    if decision and not decision["accepted"] and best is not None:
+        return {**students[best], "rounds": rounds}, decision
+    student = fit_student.submit(ident, r, cut, "student", rounds, threshold).result()
+    student.update(round=r, rounds=rounds, cut=cut, threshold=threshold)
+    student["cut_cv"] = decision["cut"] if decision else None
+    return student, decision
 
 
 def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> dict:
@@ -239,7 +299,13 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     ablations[f"after guided rounds (best, round {best_round})"] = {
         k: best[k] for k in ("val_accuracy", "val_macro_f1")
     }
-    if use_cut:
+    if use_cut and best.get("cut_cv"):  # the cut was chosen by CV on the real examples
+        cv = best["cut_cv"]
+        metric = cv["metric"].replace("_", " ")
+        ablations[f"without the critic's cut (CV {metric})"] = {"cv": cv["no_cut"]}
+        ablations[f"the best cut (CV {metric})"] = {"cv": cv["best"]}
+        cut_kept = cv["chosen"]
+    elif use_cut:
         emit("student", action="ablation without the critic's cut")
         uncut = fit_student.submit(ident, best_round, False, "student-no-cut").result()
         ablations["with the critic's cut"] = {k: best[k] for k in ("val_accuracy", "val_macro_f1")}
@@ -249,7 +315,8 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
         cut_kept = best["val_macro_f1"] >= uncut["val_macro_f1"]
         if not cut_kept:
             chosen = uncut
-    chosen_cut = use_cut and chosen is best
+    chosen_cut = chosen.get("cut", use_cut) if chosen is best else False
+    rounds, threshold = chosen.get("rounds"), chosen.get("threshold") if chosen_cut else None
     rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
     loop_score = chosen["val_accuracy"]
     better = bool(rival) and rival["cv_accuracy"] > loop_score
@@ -260,17 +327,27 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     if png.exists() and not ship_rival:
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
     kind = ctx.recipe.student.kind
-    serving = None
+    serving = static = None
     if kind == "minilm" and not ship_rival:  # the linear student is its own fastest form
         student_dir = str(run_dir / "student")
-        copy = export_serving_copy.submit(ident, student_dir, best_round, chosen_cut).result()
+        copy = export_serving_copy.submit(
+            ident, student_dir, best_round, chosen_cut, "int8", rounds, threshold
+        ).result()
         serving = {
             "name": f"{copy['format']} ONNX export, student/{Path(copy['path']).name}",
+            **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
+        }
+        copy = export_serving_copy.submit(
+            ident, student_dir, best_round, chosen_cut, "static", rounds, threshold
+        ).result()
+        static = {
+            "name": "static embeddings + linear head, student/static",
             **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
         }
     models = {"shipped student": str(run_dir / "student")}
     if serving:
         models["int8 serving copy"] = str(run_dir / "student" / "int8")
+        models["static-embedding copy"] = str(run_dir / "student" / "static")
     models["loop student (corpus + real)"] = chosen["path"]
     if rival:
         models[rival["name"]] = rival["path"]
@@ -293,6 +370,7 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     }
     result = {
         "best_round": best_round,
+        "loop_student_accuracy": chosen["val_accuracy"],  # issue 16: cost per point
         "student_accuracy": rival["cv_accuracy"] if ship_rival else chosen["val_accuracy"],
         "student_macro_f1": rival["cv_macro_f1"] if ship_rival else chosen["val_macro_f1"],
         "student_speed": {
@@ -300,6 +378,8 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
             "examples_per_s": None if ship_rival else chosen["examples_per_s"],
         },
         "student_serving": serving,
+        "student_static": static,
+        "speed_texts": stages.speed_texts(ctx),
         "critic_cut_kept": cut_kept,
         "ablations": ablations,
         "shipped": shipped,

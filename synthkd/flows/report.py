@@ -10,6 +10,7 @@ from typing import Any
 import matplotlib
 
 from synthkd.data import write_atomic
+from synthkd.flows import report_choices as choices
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -128,8 +129,9 @@ def student_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "examples_per_s": speed.get("examples_per_s"),
             }
         )
-    if summary.get("student_serving"):
-        rows.append(summary["student_serving"])
+    for key in ("student_serving", "student_static"):
+        if summary.get(key):
+            rows.append(summary[key])
     return rows
 
 
@@ -146,6 +148,11 @@ def write_report(
     summary: dict[str, Any],
 ) -> Path:
     """report.md: the per-round table, the plots, student vs teacher and the ablations."""
+    if summary.get("triples_student"):  # commonsense / document KG: their own report
+        from synthkd.flows.triples_report import triples_report
+
+        text = triples_report(run_dir, recipe_name, rounds, summary)
+        return write_atomic(run_dir / "report.md", text)
     scored = any(r.get("val_macro_f1") is not None for r in rounds)
     parts = [f"# synthkd run report: {recipe_name}\n"]
     best = summary.get("best_round")
@@ -184,24 +191,33 @@ def write_report(
                 f"| {_fmt(row['val_macro_f1'])} | {_fmt(row['examples_per_s'], 1)} "
                 f"| {_fmt(speedup(row, teacher), 0)} |\n"
             )
+        lengths = summary.get("speed_texts") or {}
         parts.append(
-            "\nexamples/s at batch size 32 on the validation set, on this machine; the "
-            "teacher keeps its few-shot header in the KV cache and scores only the labels.\n"
+            f"\nexamples/s at batch size 32 on the {lengths.get('examples', '')} validation "
+            f"texts (mean {_fmt(lengths.get('mean_chars'), 0)} characters), in this process, "
+            "on this machine; the teacher keeps its few-shot header in the KV cache and "
+            "scores only the labels. `benchmarks/student_vs_teacher.py` times whole "
+            "`synthkd predict` processes instead.\n"
         )
+        if choices.plot_speed_accuracy(summary, run_dir / "plots" / "accuracy_vs_speed.png"):
+            parts.append("\n![accuracy vs examples/s](plots/accuracy_vs_speed.png)\n")
     else:
         parts.append("Teacher-as-classifier baseline not measured for this task.\n")
 
     parts.extend(_shipped_section(summary))
     parts.extend(_test_section(summary))
     parts.extend(_evidence_section(rounds))
+    parts.extend(choices.decisions_section(rounds))
     parts.extend(_stage_section(rounds))
+    parts.extend(_cost_section(rounds, summary))  # issue 16
     ablations = summary.get("ablations") or {}
     if ablations:
         parts.append("\n## Ablations\n")
-        parts.append("| variant | val accuracy | val macro-F1 |\n|---|---:|---:|\n")
+        parts.append("| variant | val accuracy | val macro-F1 | CV score |\n|---|---:|---:|---:|\n")
         for name, values in ablations.items():
             parts.append(
-                f"| {name} | {_fmt(values.get('val_accuracy'))} | {_fmt(values.get('val_macro_f1'))} |\n"
+                f"| {name} | {_fmt(values.get('val_accuracy'))} "
+                f"| {_fmt(values.get('val_macro_f1'))} | {_fmt(values.get('cv'))} |\n"
             )
         if summary.get("critic_cut_kept") is not None:
             verdict = (
@@ -217,6 +233,12 @@ def write_report(
             parts.append(f"\n## {title}\n\n![{title}]({rel})\n")
 
     return write_atomic(run_dir / "report.md", "".join(parts))
+
+
+def _cost_section(rounds: Sequence[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    from synthkd.stages import cost_section
+
+    return cost_section(rounds, summary)
 
 
 def _test_section(summary: dict[str, Any]) -> list[str]:

@@ -102,20 +102,44 @@ def score_corpus(ident: Identity, round: int, critic_version: str) -> dict:
     return stages.score_round(stages.context_from(ident), round)
 
 
+@task(name="decide-round", **CACHED)
+def decide_round(ident: Identity, round: int, included: list[int], use_cut: bool) -> dict | None:
+    """By CV over the real examples: does this round's corpus join, and which critic cut."""
+    emit("critic", round=round, action="decide the round and the cut by CV")
+    return stages.round_decision(stages.context_from(ident), round, included, use_cut)
+
+
 @task(name="train-student", **CACHED)
-def fit_student(ident: Identity, round: int, use_cut: bool, name: str) -> dict:
-    """Train a student on the corpus up to ROUND (and the real examples); evaluate it."""
+def fit_student(
+    ident: Identity,
+    round: int,
+    use_cut: bool,
+    name: str,
+    rounds: list[int] | None = None,
+    threshold: float | None = None,
+) -> dict:
+    """Train a student on the corpus of ROUNDS (and the real examples); evaluate it."""
     emit("student", round=round, action=f"train {name}")
-    return stages.fit_round_student(stages.context_from(ident), round, use_cut, name)
+    return stages.fit_round_student(
+        stages.context_from(ident), round, use_cut, name, rounds=rounds, threshold=threshold
+    )
 
 
 @task(name="export-student", cache_policy=NO_CACHE)  # the student dir is reinstalled per run
 def export_serving_copy(
-    ident: Identity, student_dir: str, round: int, use_cut: bool, fmt: str = "int8"
+    ident: Identity,
+    student_dir: str,
+    round: int,
+    use_cut: bool,
+    fmt: str = "int8",
+    rounds: list[int] | None = None,
+    threshold: float | None = None,
 ) -> dict:
-    """The serving copy of the kept student (int8 ONNX), measured on validation like it."""
+    """A serving copy of the kept student (int8 ONNX or static), measured on validation."""
     emit("student", action=f"export {fmt}")
-    return stages.export_serving(stages.context_from(ident), student_dir, round, use_cut, fmt)
+    return stages.export_serving(
+        stages.context_from(ident), student_dir, round, use_cut, fmt, rounds, threshold
+    )
 
 
 @task(name="teacher-baseline", **CACHED)

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -131,6 +131,9 @@ class _Run(AnnotateRun):
         self.any_success = False
         self.asked: set[str] = set()
         """Samples answered in this run (teacher errors are not: they may be asked again)."""
+        self._flying: set[str] = set()
+        """Samples of the batches sent and not yet taken."""
+        self._memo: dict[int, tuple[TeacherRequest, list[str]]] = {}
 
     # ----------------------------------------------------------- generation
 
@@ -154,69 +157,113 @@ class _Run(AnnotateRun):
                 break
 
     async def _drain(self, i: int, queue: list[TeacherRequest], batch_size: int) -> None:
+        """Send the queue in batches; a concurrent teacher gets the next batches while the
+        answers of the first are parsed and written, so its connections never sit idle.
+        Answers are taken in the order the batches were sent: for a task without follow-ups,
+        the same writes in the same order as one batch at a time."""
+        teacher = self.slots[i].teacher
+        depth = _pipeline_depth(teacher, batch_size)
+        pending: deque[tuple[list[TeacherRequest], int, asyncio.Future]] = deque()
+        try:
+            while queue or pending:
+                # one batch first: a teacher that fails it fails fast, with nothing else in flight
+                while queue and len(pending) < (depth if self.any_success else 1):
+                    batch = self._next_batch(queue, teacher, batch_size)
+                    if batch is None:
+                        break  # it repeats a sample in flight: take that answer first
+                    if batch:
+                        retried = sum(
+                            k in self.retry for r in batch for k in self._keys(r, teacher)
+                        )
+                        self._flying.update(k for r in batch for k in self._keys(r, teacher))
+                        future = asyncio.ensure_future(teacher.generate(batch))
+                        pending.append((batch, retried, future))
+                if pending:
+                    batch, retried, future = pending.popleft()
+                    responses = await future
+                    self._take(i, batch, retried, responses, queue)
+        finally:
+            for *_, future in pending:  # a failure stops the rest (answers stay cached)
+                future.cancel()
+            if pending:
+                await asyncio.gather(*(f for *_, f in pending), return_exceptions=True)
+
+    def _next_batch(
+        self, queue: list[TeacherRequest], teacher: Teacher, batch_size: int
+    ) -> list[TeacherRequest] | None:
+        """Up to `batch_size` requests still to ask; None when the next one repeats a sample
+        now in flight (asked again, its answer would be paid twice)."""
+        batch: list[TeacherRequest] = []
+        while queue and len(batch) < batch_size:
+            request = queue[0]
+            if self._flying and not self._flying.isdisjoint(self._keys(request, teacher)):
+                return batch or None
+            queue.pop(0)
+            if self._asked(request, teacher) or self._already_done(request, teacher):
+                self._memo.pop(id(request), None)
+                continue
+            batch.append(request)
+        return batch
+
+    def _keys(self, request: TeacherRequest, teacher: Teacher) -> list[str]:
+        """The request's sample keys, hashed once (a key hashes the whole prompt)."""
+        memo = self._memo.get(id(request))
+        if memo is None or memo[0] is not request:
+            keys = [request.sample_key(teacher.backend, teacher.model, i) for i in range(request.n)]
+            memo = self._memo[id(request)] = (request, keys)
+        return memo[1]
+
+    def _take(self, i, batch, retried, responses, queue) -> None:
+        """Parse and write one batch's answers; queue its follow-ups."""
         slot = self.slots[i]
         teacher = slot.teacher
-        while queue:
-            batch: list[TeacherRequest] = []
-            while queue and len(batch) < batch_size:
-                request = queue.pop(0)
-                if self._asked(request, teacher) or self._already_done(request, teacher):
-                    continue
-                batch.append(request)
-            if not batch:
-                continue
-            retried = sum(
-                request.sample_key(teacher.backend, teacher.model, index) in self.retry
-                for request in batch
-                for index in range(request.n)
-            )
-            responses = await teacher.generate(batch)
-            follow_ups = []
-            failures = 0
-            for response in responses:
-                request = response.request
-                for completion in response.completions:
-                    key = completion.sample_key or request.sample_key(
-                        teacher.backend, teacher.model, completion.index
-                    )
-                    parsed = self._parse(request, completion)
-                    self._write(request, completion.text, key, teacher, parsed, completion)
-                    self.asked.add(key)
-                    self.retry.discard(key)
-                    follow_ups.extend(parsed.follow_ups)
-                errors = list(response.errors)
-                answered = {c.index for c in response.completions} | {e.index for e in errors}
-                errors += [
-                    SampleError(i, "no answer") for i in range(request.n) if i not in answered
-                ]
-                for error in errors:
-                    key = error.sample_key or request.sample_key(
-                        teacher.backend, teacher.model, error.index
-                    )
-                    failures += key not in self.retry
-                    self.retry.add(key)  # a later plan in this run, or a rerun, asks again
-                    reason = "teacher_error: " + " ".join(error.reason.split())[:120]
-                    content = self.task.reject_content(request)
-                    self._reject_row(request, "", key, teacher, content, reason, "teacher")
-                    self.report.outcomes["reject"] += 1
-                self.report.samples += request.n
-            self.report.requests += len(batch)
-            self.report.retried_teacher_errors += retried
-            fresh = sum(r.n for r in batch) - retried
-            if failures and not self.any_success and failures == fresh:
-                first = next((e.reason for r in responses for e in r.errors), "no answer")
-                raise SynthkdError(
-                    f"teacher {teacher.backend}:{teacher.model} failed every sample of the "
-                    f"first batch: {' '.join(first.split())[:200]}"
+        for request in batch:
+            self._flying.difference_update(self._keys(request, teacher))
+            self._memo.pop(id(request), None)
+        follow_ups = []
+        failures = 0
+        for response in responses:
+            request = response.request
+            for completion in response.completions:
+                key = completion.sample_key or request.sample_key(
+                    teacher.backend, teacher.model, completion.index
                 )
-            if follow_ups:
-                rendered = [self.task.render(f, self.styles[i], slot.sampling) for f in follow_ups]
-                self.requests_total += len(rendered)
-                # stages run in order and like prompts sit together, so llama.cpp reuses
-                # the KV cache of their shared prefix
-                queue.extend(rendered)
-                queue.sort(key=_queue_order)
-            self._tick()
+                parsed = self._parse(request, completion)
+                self._write(request, completion.text, key, teacher, parsed, completion)
+                self.asked.add(key)
+                self.retry.discard(key)
+                follow_ups.extend(parsed.follow_ups)
+            errors = list(response.errors)
+            answered = {c.index for c in response.completions} | {e.index for e in errors}
+            errors += [SampleError(i, "no answer") for i in range(request.n) if i not in answered]
+            for error in errors:
+                key = error.sample_key or request.sample_key(
+                    teacher.backend, teacher.model, error.index
+                )
+                failures += key not in self.retry
+                self.retry.add(key)  # a later plan in this run, or a rerun, asks again
+                reason = "teacher_error: " + " ".join(error.reason.split())[:120]
+                content = self.task.reject_content(request)
+                self._reject_row(request, "", key, teacher, content, reason, "teacher")
+                self.report.outcomes["reject"] += 1
+            self.report.samples += request.n
+        self.report.requests += len(batch)
+        self.report.retried_teacher_errors += retried
+        fresh = sum(r.n for r in batch) - retried
+        if failures and not self.any_success and failures == fresh:
+            first = next((e.reason for r in responses for e in r.errors), "no answer")
+            raise SynthkdError(
+                f"teacher {teacher.backend}:{teacher.model} failed every sample of the "
+                f"first batch: {' '.join(first.split())[:200]}"
+            )
+        if follow_ups:
+            rendered = [self.task.render(f, self.styles[i], slot.sampling) for f in follow_ups]
+            self.requests_total += len(rendered)
+            # stages run in order and like prompts sit together, so llama.cpp reuses
+            # the KV cache of their shared prefix
+            queue.extend(rendered)
+            queue.sort(key=_queue_order)
+        self._tick()
 
     def _input_rejects(self) -> None:
         """Inputs the task could not use (an empty or binary document): rejects, not silence."""
@@ -239,10 +286,7 @@ class _Run(AnnotateRun):
     def _asked(self, request: TeacherRequest, teacher: Teacher) -> bool:
         """Every sample of it already answered in this run (a replan of the same intent):
         the answer would be the cached one again, so it is neither asked nor counted."""
-        return all(
-            request.sample_key(teacher.backend, teacher.model, i) in self.asked
-            for i in range(request.n)
-        )
+        return all(key in self.asked for key in self._keys(request, teacher))
 
     def _already_done(self, request: TeacherRequest, teacher: Teacher) -> bool:
         if not self.done:
@@ -251,7 +295,7 @@ class _Run(AnnotateRun):
             self.task, "chain_stages", ()
         ):
             return False  # its follow-ups are not in the store: replay it (from the cache)
-        keys = [request.sample_key(teacher.backend, teacher.model, i) for i in range(request.n)]
+        keys = self._keys(request, teacher)
         if not all(key in self.done and key not in self.retry for key in keys):
             return False
         for key in keys:
@@ -263,7 +307,9 @@ class _Run(AnnotateRun):
 
     def _parse(self, request: TeacherRequest, completion: Completion) -> Parsed:
         if completion.finish_reason == "length":
-            return Parsed.reject(self.task.reject_content(request), "truncated")
+            salvage = getattr(self.task, "parse_truncated", None)  # complete lines of a list
+            kept = salvage(request, completion) if salvage else None
+            return kept or Parsed.reject(self.task.reject_content(request), "truncated")
         if not completion.ok:
             return Parsed.reject(
                 self.task.reject_content(request), f"teacher_{completion.finish_reason}"
@@ -329,6 +375,16 @@ class _Run(AnnotateRun):
         self.report.per_group = dict(self.per_group)
         self.report.usage = usage_since(self.slots, self.usage_before)
         self._tick()
+
+
+def _pipeline_depth(teacher: Teacher, batch_size: int) -> int:
+    """Batches in flight at once: enough to keep a concurrent teacher's connections busy
+    (`concurrent_samples`, e.g. the openai backend's `concurrency`); one for an in-process
+    teacher (llama.cpp, vLLM), which batches by itself."""
+    concurrent = int(getattr(teacher, "concurrent_samples", 0) or 0)
+    if concurrent <= 1:
+        return 1
+    return min(16, 1 + -(-concurrent // max(1, batch_size)))
 
 
 def _queue_order(request: TeacherRequest) -> tuple[int, str]:

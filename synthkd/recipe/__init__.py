@@ -125,6 +125,14 @@ class LoopSection(Settings):
         default=None,
         metadata={"help": "Stop once the teachers have used this many tokens (None: no cap)."},
     )
+    max_cost: Annotated[float, Field(gt=0)] | None = field(
+        default=None,
+        metadata={
+            "help": "Money one run may spend on the teachers (the prices' currency): the run "
+            "stops cleanly before a round that would pass it, or after the one that did; "
+            "`synthkd run --continue` goes on from there (None: no cap)."
+        },
+    )
     cv_folds: Annotated[int, Field(ge=2, le=100)] = field(
         default=5,
         metadata={
@@ -188,8 +196,8 @@ class Recipe(BaseModel):
 
 _FILE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "labelled": (("seeds",), ("validation",), ("test",), ("unlabelled",)),
-    "commonsense": (("seed_events",), ("seed_triples",)),
-    "document_kg": (("seed_kg",),),
+    "commonsense": (("seed_events",), ("seed_triples",), ("heldout_gold",)),
+    "document_kg": (("seed_kg",), ("heldout_gold",)),
     "annotate": (("input",), ("shots_file",)),
 }
 

@@ -13,10 +13,20 @@ and student whichever way it is run. See docs/architecture.md.
 - `training_frame`, `holdout`, `fit_student`, `fit_round_student`, `export_serving`,
   `teacher_baseline`: students and the teacher beside them; `evaluate_student`,
   `export_copy`, `merge_copy`: a trained student on a file, and its serving copies.
+- `round_decision`: whether a guided round's records join, and the critic's cut, by CV
+  over the real examples.
 - `label_round`: labels from evidence (relabel, or reject with `label_disagreement`).
+  It, `generate_round`, `filter_round` and `score_round` split their work over a Dask
+  cluster's workers when one runs them (`stages/scale.py`).
 - `real_only_rival`, `score_test`: the student on the user's real examples only (the
   honest rival, chosen by CV), and the untouched `test:` figure.
 - `open_teacher`, `teacher_request`, `local_model`: a teacher asked directly.
+- `fit_triples_student`, `read_heldout`, `triples_focus`, `triples_teacher_baseline`: the
+  generative student of commonsense and document-KG runs, its held-out gold, the guided
+  round's focus, and the teacher on the same gold.
+- `check_continue`, `start_run`, `save_round`, `finish_run`: a run that continues the loop of earlier runs
+  in its folder; `teacher_prices`, `check_budget`, `round_cost`, `budget_stop`,
+  `cost_summary`, `cost_section`, `estimate_round0`: what a run costs, before and after.
 """
 
 from synthkd.stages.context import (
@@ -28,16 +38,33 @@ from synthkd.stages.context import (
     open_context,
     remember,
 )
+from synthkd.stages.continuing import (
+    LoopStart,
+    check_continue,
+    finish_run,
+    save_round,
+    start_run,
+)
+from synthkd.stages.cost import (
+    budget_stop,
+    check_budget,
+    cost_section,
+    cost_summary,
+    parse_price,
+    round_cost,
+    teacher_prices,
+)
 from synthkd.stages.critic import (
     critic_labels,
     fit_critic,
     has_label_source,
     label_by_hand,
     load_critic,
-    score_round,
     score_store,
     scoring_config,
 )
+from synthkd.stages.decisions import round_decision
+from synthkd.stages.estimate import estimate_round0
 from synthkd.stages.evaluate import (
     Evaluation,
     evaluate_student,
@@ -46,35 +73,47 @@ from synthkd.stages.evaluate import (
     serving_student,
     texts_in,
 )
-from synthkd.stages.evidence import label_round, real_examples, shared_embeddings
+from synthkd.stages.evidence import real_examples, shared_embeddings
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
 from synthkd.stages.rivals import real_only_rival, score_test
+from synthkd.stages.scale import label_round, score_round  # partitioned on a Dask cluster
 from synthkd.stages.student import (
     export_serving,
     fit_round_student,
     fit_student,
     holdout,
+    speed_texts,
     teacher_baseline,
     training_frame,
 )
 from synthkd.stages.teacher import local_model, open_teacher, teacher_request
+from synthkd.stages.triples import fit_triples_student, read_heldout, triples_focus
+from synthkd.stages.triples_teacher import triples_teacher_baseline
 
 __all__ = [
     "FLUSH_ROWS",
     "FLUSH_SECONDS",
     "Evaluation",
     "Inputs",
+    "LoopStart",
     "RunContext",
     "as_config",
+    "budget_stop",
+    "check_budget",
+    "check_continue",
     "check_inputs",
     "code_version",
     "context_from",
+    "cost_section",
+    "cost_summary",
     "critic_labels",
+    "estimate_round0",
     "evaluate_student",
     "export_copy",
     "export_serving",
     "filter_round",
+    "finish_run",
     "fit_critic",
     "fit_round_student",
     "fit_student",
@@ -88,18 +127,29 @@ __all__ = [
     "merge_copy",
     "open_context",
     "open_teacher",
+    "parse_price",
     "real_examples",
     "real_only_rival",
     "remember",
+    "round_cost",
+    "round_decision",
+    "save_round",
     "score_round",
     "score_store",
     "score_test",
     "scoring_config",
     "serving_student",
     "shared_embeddings",
+    "speed_texts",
+    "start_run",
     "teacher_baseline",
+    "teacher_prices",
     "teacher_request",
     "teacher_slots",
     "texts_in",
     "training_frame",
+    "fit_triples_student",
+    "read_heldout",
+    "triples_focus",
+    "triples_teacher_baseline",
 ]

@@ -41,6 +41,8 @@ class RunContext:
     """The loaded `synthkd.recipe.Recipe` (paths resolved)."""
     recipe_path: str
     run_dir: Path
+    """The folder stages write files to: the run folder, or the local working copy of a
+    run folder on object storage (`folder.push()` uploads it)."""
     teacher: str | None = None
     """A teacher spec replacing the recipe's (--teacher)."""
     seed_offset: int = 0
@@ -48,6 +50,8 @@ class RunContext:
     inputs: Inputs = field(default_factory=Inputs)
     recipe_digest: str = ""
     version: str = ""
+    folder: Any = None
+    """The `synthkd.data.RunFolder`: the run's URI, its working copy and storage options."""
     _stores: Any = field(default=None, repr=False)
 
     @property
@@ -87,8 +91,21 @@ class RunContext:
                 raise SynthkdError(
                     f"cannot create the run folder {self.run_dir}: {exc.strerror}"
                 ) from None
-            self._stores = RunStore.create(self.run_dir, self.kind)
+            if self.folder is not None and self.folder.remote:
+                root, options = self.folder.uri, self.folder.options
+            else:
+                root, options = self.run_dir, None
+            self._stores = RunStore.create(root, self.kind, options)
         return self._stores
+
+    @property
+    def location(self) -> str:
+        """The run folder as the user named it (a path or an object-store URI)."""
+        return self.folder.uri if self.folder is not None else str(self.run_dir)
+
+    def sync(self) -> int:
+        """Upload the files written since the last sync (object storage only); how many."""
+        return self.folder.push() if self.folder is not None else 0
 
     def wrote_nothing(self) -> bool:
         """True while the run's tables are unopened or both empty (safe to remove on failure)."""
@@ -115,7 +132,7 @@ class RunContext:
         return {
             "recipe": self.recipe_path,
             "digest": self.recipe_digest,
-            "run_dir": str(self.run_dir),
+            "run_dir": self.location,
             "teacher": self.teacher,
             "seed_offset": self.seed_offset,
             "inputs": dict(self.inputs.digests),
@@ -136,17 +153,33 @@ def open_context(
     loaded = load_recipe(recipe)
     check_teachers(loaded, teacher)
     inputs = check_inputs(loaded)
-    target = Path(run_dir) if run_dir is not None else loaded.output_dir()
+    folder = _run_folder(run_dir if run_dir is not None else loaded.output_dir())
     return RunContext(
         recipe=loaded,
         recipe_path=str(Path(recipe).resolve()),
-        run_dir=target.resolve(),
+        run_dir=folder.local,
+        folder=folder,
         teacher=teacher,
         seed_offset=int(seed_offset or 0),
         inputs=inputs,
         recipe_digest=_digest(recipe),
         version=code_version(),
     )
+
+
+def _run_folder(target: str | Path) -> Any:
+    """The run folder; on object storage, its files pulled into the working copy first, so
+    a run killed elsewhere resumes here."""
+    from synthkd.data import RunFolder
+
+    folder = RunFolder.open(target)
+    if folder.remote:
+        folder.local.mkdir(parents=True, exist_ok=True)
+        folder.pull()
+    else:
+        folder.local = folder.local.resolve()
+        folder.uri = str(folder.local)
+    return folder
 
 
 _CONTEXTS: dict[str, RunContext] = {}

@@ -49,8 +49,40 @@ def generate_round(
 
     Samples already stored (a resumed run) are skipped; the teacher's response cache
     answers the rest of what was asked before. `focus` and `wanted` are what the loop
-    asks a guided round for (JSON-able: see `synthkd.flows.distill.next_focus`).
+    asks a guided round for (JSON-able: see `synthkd.flows.distill.next_focus`). On a
+    Dask cluster the groups are dealt out to the workers (`synthkd.stages.scale`).
     """
+    from synthkd.stages import scale
+
+    with scale.cluster() as client:
+        if client is not None:
+            return ClusterReport(scale.generate_on_cluster(client, ctx, round, focus, wanted, n))
+    return generate_here(ctx, round, focus=focus, wanted=wanted, n=n, progress=progress)
+
+
+class ClusterReport:
+    """The workers' generation reports merged: what `GenerationReport` offers callers."""
+
+    def __init__(self, merged: dict[str, Any]):
+        from types import SimpleNamespace
+
+        self._merged = merged
+        self.usage = SimpleNamespace(requests=merged.get("teacher_requests", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._merged)
+
+
+def generate_here(
+    ctx: RunContext,
+    round: int = 0,
+    *,
+    focus: dict | None = None,
+    wanted: dict[str, int] | None = None,
+    n: int | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> Any:
+    """`generate_round` in this process (each cluster worker runs it for its groups)."""
     from synthkd.data import BufferedWriter
     from synthkd.generators import done_samples, generate, make_task
 
@@ -83,6 +115,7 @@ def generate_round(
                     await slot.teacher.aclose()
 
     options = {"flush_rows": FLUSH_ROWS, "flush_seconds": FLUSH_SECONDS, "metadata": meta}
+    options["background"] = True  # commits overlap the requests in flight (issue 17)
     with (
         BufferedWriter(run.corpus, message, **options) as writer,
         BufferedWriter(run.rejects, message, **options) as rejects_writer,
@@ -108,9 +141,22 @@ def filter_round(ctx: RunContext, round: int = 0) -> dict[str, Any]:
     echo = []
     if ctx.task_kind == "labelled" and ctx.inputs.real is not None:
         echo = ctx.inputs.real["text"].tolist()  # a record that copies a seed is no new data
-    result = apply_filters(
-        this_round, ctx.critic_config(), existing=earlier, kind=run.corpus.kind, echo_of=echo
-    )
+    from synthkd.stages import scale
+
+    placed: list[dict] = []
+    with scale.cluster() as client:
+        if client is not None and this_round.num_rows:
+            result, placed = scale.filter_on_cluster(
+                client, this_round, earlier, ctx.critic_config(), run.corpus.kind, echo
+            )
+        else:
+            result = apply_filters(
+                this_round,
+                ctx.critic_config(),
+                existing=earlier,
+                kind=run.corpus.kind,
+                echo_of=echo,
+            )
     message = f"filter {ctx.name} round {round}"
     known = run.rejects.ids()
     fresh = [row for row in result.rejects if row["id"] not in known]
@@ -128,6 +174,7 @@ def filter_round(ctx: RunContext, round: int = 0) -> dict[str, Any]:
         "rejected": len(result.rejects),
         "reasons": reasons,
         "seconds": round_seconds(started),
+        **({"workers": placed} if placed else {}),
     }
 
 

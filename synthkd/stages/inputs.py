@@ -131,6 +131,11 @@ def check_inputs(recipe: Any) -> Inputs:
             if not read_rows(task.seed_kg, "seed KG"):
                 raise SynthkdError(f"seed KG {task.seed_kg}: no rows")
             paths["seed_kg"] = task.seed_kg
+    if getattr(task, "heldout_gold", None):  # the triples student's held-out gold (issue 14)
+        from synthkd.stages.triples import read_heldout
+
+        read_heldout(task)
+        paths["heldout_gold"] = task.heldout_gold
     labels_file = getattr(recipe.critic, "labels_file", None)
     if labels_file:
         read_rows(labels_file, "critic labels file")

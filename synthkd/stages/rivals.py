@@ -2,9 +2,10 @@
 
 A distilled student must beat a student trained on the user's real examples only, or the
 corpus added nothing. So every labelled run:
-- ranks frozen-MiniLM + logistic head and linear TF-IDF students, on the real examples
-  only and on corpus + real, by k-fold cross-validation over the real examples
-  (`synthkd.training.select_student`): does the corpus add anything?
+- ranks frozen-MiniLM + logistic head, linear TF-IDF and contrastively tuned MiniLM +
+  logistic head (SetFit-style) students, on the real examples only and on corpus + real,
+  by k-fold cross-validation over the real examples (`synthkd.training.select_student`):
+  does the corpus add anything, and which student kind suits this little data?
 - fits the best real-examples-only student and ships it instead of the loop's student
   when its cross-validated score beats the loop's student's held-out validation score;
   the summary says which was shipped and why;
@@ -34,8 +35,10 @@ def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
 
 def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     """CV ranking (corpus + real vs real only) and the best real-only student, saved;
-    None when some label has fewer than two real examples (nothing to cross-validate),
-    or for annotate recipes, whose validation is teacher-labelled: no common yardstick."""
+    `cv_best` is the CV winner when it used the corpus (saved beside, `<out_dir>-cv-best`),
+    else None. `plain_lr_cv_accuracy`: the plain rival (frozen MiniLM + LR, real only).
+    None when some label has fewer than two real examples (nothing to cross-validate), or
+    for annotate recipes, whose validation is teacher-labelled: no common yardstick."""
     from synthkd.training import Selection, SelectionConfig, fit_best, select_student
 
     if ctx.task_kind != "labelled":  # annotate: the loop's validation is teacher-labelled
@@ -46,16 +49,32 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     if len(counts) < 2 or counts.min() < 2 or set(ctx.labels) - set(counts.index):
         return None
     config = SelectionConfig(
-        folds=ctx.recipe.loop.cv_folds, candidates=("frozen", "linear"), seed=ctx.seed
+        folds=ctx.recipe.loop.cv_folds,
+        candidates=("frozen", "linear", "contrastive"),
+        contrastive_folds=ctx.recipe.loop.cv_folds,
+        seed=ctx.seed,
     )
     embed = shared_embeddings()
-    selection = select_student(
-        real, _corpus_records(ctx) or None, ctx.labels, embed=embed, config=config
-    )
+    corpus = _corpus_records(ctx) or None
+    selection = select_student(real, corpus, ctx.labels, embed=embed, config=config)
     best_real = selection.real_only
     only_real = Selection(ranking=[best_real], metric=selection.metric)
     fit_best(only_real, real, None, ctx.labels, embed=embed, config=config, out_dir=out_dir)
-    corpus_best = next((c for c in selection.ranking if c.data == "corpus+real"), None)
+    cv_best = None
+    if selection.best.data != "real":  # corpus + real beat every real-only student by CV
+        best_dir = out_dir.parent / f"{out_dir.name}-cv-best"
+        fit_best(selection, real, corpus, ctx.labels, embed=embed, config=config, out_dir=best_dir)
+        best = selection.best
+        cv_best = {
+            "path": str(best_dir),
+            "name": f"corpus + your examples ({best.kind}, chosen by CV)",
+            "cv_accuracy": best.accuracy,
+            "cv_macro_f1": best.macro_f1,
+        }
+    corpus_best = next(
+        (c for c in selection.ranking if c.data == "corpus+real" and not c.skipped), None
+    )
+    plain = next((c for c in selection.ranking if c.name == "frozen/real"), None)
     return {
         "path": str(out_dir),
         "name": f"real examples only ({best_real.kind})",
@@ -63,6 +82,8 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         "cv_macro_f1": best_real.macro_f1,
         "corpus_cv_accuracy": corpus_best.accuracy if corpus_best else None,
         "corpus_cv_macro_f1": corpus_best.macro_f1 if corpus_best else None,
+        "plain_lr_cv_accuracy": plain.accuracy if plain else None,
+        "cv_best": cv_best,
         "real_examples": len(real),
         "selection": selection.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where it is used: `synthkd predict` never needs it
+    import pandas as pd
 
 from synthkd.errors import SynthkdError
 from synthkd.stages.context import RunContext
@@ -26,10 +28,19 @@ COLUMNS = ["text", "label", "soft_labels"]
 
 
 def training_frame(
-    ctx: RunContext, table: Any, *, round: int | None = None, use_cut: bool = True
+    ctx: RunContext,
+    table: Any,
+    *,
+    round: int | None = None,
+    use_cut: bool = True,
+    rounds: Sequence[int] | None = None,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """Corpus rows up to ROUND (sorted by id: the same order however the table was read),
-    the critic's rejects dropped when `use_cut`, then the user's real examples."""
+    only those of `rounds` when given (guided rounds the CV turned down are left out),
+    the critic's cut applied when `use_cut` (scores below `threshold` when one was chosen
+    on the real examples, else the critic's own `accepted`), then the user's real examples."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -37,9 +48,13 @@ def training_frame(
         table = pa.Table.from_pandas(pd.DataFrame(table), preserve_index=False)
     if round is not None and "round" in table.column_names:
         table = table.filter(pc.less_equal(table["round"], round))
+    if rounds is not None and "round" in table.column_names:
+        table = table.filter(pc.is_in(table["round"], pa.array(list(rounds), table["round"].type)))
+    if use_cut and threshold is not None and "critic_score" in table.column_names:
+        table = table.filter(pc.fill_null(pc.greater_equal(table["critic_score"], threshold), True))
+    elif use_cut and "accepted" in table.column_names:
+        table = table.filter(pc.fill_null(table["accepted"], True))
     if "accepted" in table.column_names:
-        if use_cut:
-            table = table.filter(pc.fill_null(table["accepted"], True))
         table = table.drop_columns(["accepted"])
     if table.num_rows == 0:
         raise SynthkdError("the corpus is empty: no records to train on")
@@ -83,6 +98,8 @@ def fit_student(
     *,
     round: int | None = None,
     use_cut: bool = True,
+    rounds: Sequence[int] | None = None,
+    threshold: float | None = None,
     progress: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the recipe's student into OUT and evaluate it; (TrainResult, JSON-able summary).
@@ -90,15 +107,24 @@ def fit_student(
     The summary has validation accuracy and macro-F1, per-class F1, speed, the
     frozen-encoder baseline and the hard negatives the next round is shown.
     """
+    import pandas as pd
+
     from synthkd.training import evaluate, hard_negatives, load_student, train_student
 
     started = time.perf_counter()
     config = ctx.student_config()
     out = Path(out)
     if config.kind == "generative":
+        if ctx.task_kind in ("commonsense", "document_kg"):  # chunk text and gold examples
+            from synthkd.stages.triples import with_real_examples
+
+            table = with_real_examples(ctx, table)
         result = train_student(config, table, None, out, progress=progress)
         return result, {"path": str(out), "metrics": result.metrics, "seconds": result.seconds}
-    train, validation = holdout(ctx, training_frame(ctx, table, round=round, use_cut=use_cut))
+    frame = training_frame(
+        ctx, table, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold
+    )
+    train, validation = holdout(ctx, frame)
     result = train_student(config, train, validation, out, progress=progress)
     student = load_student(out)
     val = pd.DataFrame(validation)
@@ -124,28 +150,58 @@ def fit_student(
 
 
 def fit_round_student(
-    ctx: RunContext, round: int, use_cut: bool, name: str = "student"
+    ctx: RunContext,
+    round: int,
+    use_cut: bool,
+    name: str = "student",
+    rounds: Sequence[int] | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """The loop's student for ROUND, in RUN/rounds/round-N/NAME (replaced whole)."""
+    """The loop's student for ROUND, in RUN/rounds/round-N/NAME (replaced whole), trained
+    on the corpus of `rounds` (default: every round up to ROUND) cut at `threshold`."""
     out = ctx.run_dir / "rounds" / f"round-{round}" / name
     if out.exists():
         shutil.rmtree(out)
     table = ctx.stores().corpus.read()
-    _, summary = fit_student(ctx, table, out, round=round, use_cut=use_cut)
+    _, summary = fit_student(
+        ctx, table, out, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold
+    )
     return summary
 
 
 def export_serving(
-    ctx: RunContext, student_dir: str | Path, round: int, use_cut: bool, fmt: str = "int8"
+    ctx: RunContext,
+    student_dir: str | Path,
+    round: int,
+    use_cut: bool,
+    fmt: str = "int8",
+    rounds: Sequence[int] | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """The serving copy (int8 ONNX) of a student, measured on the validation it was judged on."""
-    from synthkd.training import evaluate, export_student, load_student
+    """A serving copy of a student (int8 ONNX, or the static-embedding student distilled
+    from it), measured on the validation the student was judged on, in examples/s."""
+    import pandas as pd
 
-    target = export_student(student_dir, fmt)
+    from synthkd.training import evaluate, export_static, export_student, load_student
+
     table = ctx.stores().corpus.read()
-    _, validation = holdout(ctx, training_frame(ctx, table, round=round, use_cut=use_cut))
+    frame = training_frame(
+        ctx, table, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold
+    )
+    train, validation = holdout(ctx, frame)
     val = pd.DataFrame(validation)
-    report = evaluate(load_student(target), val["text"].tolist(), val["label"].tolist())
+    texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
+    if fmt == "static":
+        train = pd.DataFrame(train)
+        target = export_static(
+            student_dir,
+            train["text"].tolist(),
+            train["label"].astype(str).tolist(),
+            validation=(texts, labels),
+        )
+    else:
+        target = export_student(student_dir, fmt)
+    report = evaluate(load_student(target), texts, labels)
     return {
         "path": str(target),
         "format": fmt,
@@ -159,6 +215,15 @@ def _dump(section: Any) -> dict[str, Any]:
     if hasattr(section, "model_dump"):
         return section.model_dump()
     return asdict(section)
+
+
+def speed_texts(ctx: RunContext) -> dict[str, Any] | None:
+    """What the report's examples/s were measured on: how many validation texts, how long."""
+    validation = ctx.inputs.validation
+    if validation is None or not len(validation):
+        return None
+    chars = validation["text"].astype(str).str.len()
+    return {"examples": len(validation), "mean_chars": float(chars.mean())}
 
 
 def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict[str, Any] | None:

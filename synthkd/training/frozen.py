@@ -73,6 +73,10 @@ class FrozenHeadStudent:
         self.intercept = np.asarray(intercept, dtype=np.float32)
         self.base_model = base_model
         self._embed = embed
+        self.encoder: Any | None = None
+        """A contrastively tuned encoder (contrastive.py), saved beside the head."""
+        self.trained: dict[str, Any] | None = None
+        """How the encoder was tuned (None: the stock MiniLM, frozen)."""
 
     def _features(self, texts: list[str]) -> np.ndarray:
         if self._embed is None:
@@ -95,6 +99,12 @@ class FrozenHeadStudent:
         root.mkdir(parents=True, exist_ok=True)
         np.savez(root / WEIGHTS, coef=self.coef_t.T, intercept=self.intercept)
         manifest = {"kind": self.kind, "labels": self.labels, "base_model": self.base_model}
+        if self.encoder is not None:
+            from synthkd.training.contrastive import ENCODER_DIR
+
+            self.encoder.save(root / ENCODER_DIR)
+            manifest.update(encoder=ENCODER_DIR, max_length=self.encoder.max_length)
+            manifest["trained"] = self.trained
         (root / "student.json").write_text(json.dumps(manifest, indent=2))
         return root
 
@@ -107,7 +117,16 @@ class FrozenHeadStudent:
                 coef, intercept = arrays["coef"], arrays["intercept"]
         except (OSError, KeyError, ValueError) as exc:
             raise SynthkdError(f"{root} is not a complete frozen-head student: {exc}") from exc
-        return cls(manifest["labels"], coef, intercept, base_model=manifest.get("base_model"))
+        student = cls(manifest["labels"], coef, intercept, base_model=manifest.get("base_model"))
+        if manifest.get("encoder"):  # a tuned encoder, always in the fixed folder beside it
+            from synthkd.training.contrastive import ENCODER_DIR, TunedEncoder
+
+            if not (root / ENCODER_DIR).is_dir():
+                raise SynthkdError(f"{root} is not a complete student: {ENCODER_DIR}/ is missing")
+            student.encoder = TunedEncoder.load(root / ENCODER_DIR, manifest.get("max_length", 96))
+            student._embed = student.encoder
+            student.trained = manifest.get("trained")
+        return student
 
 
 def frozen_student(

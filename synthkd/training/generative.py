@@ -91,9 +91,11 @@ def _encode(tokenizer: Any, examples: list[TripleExample], max_length: int) -> D
         prompt = tokenizer(example.prompt)["input_ids"]
         for target in example.targets:
             completion = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
-            completion = completion + [tokenizer.eos_token_id]
-            ids = (prompt + completion)[:max_length]
-            labels = ([-100] * len(prompt) + completion)[:max_length]
+            completion = (completion + [tokenizer.eos_token_id])[: max(1, max_length // 2)]
+            # too long: the prompt loses its start, never its end ([GEN]) or the target
+            context = prompt[-(max_length - len(completion)) :]
+            ids = context + completion
+            labels = [-100] * len(context) + completion
             rows["input_ids"].append(ids)
             rows["attention_mask"].append([1] * len(ids))
             rows["labels"].append(labels)
@@ -138,6 +140,7 @@ class GenerativeStudent:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
+        self.tokenizer.truncation_side = "left"  # a long prompt keeps its end: "... [GEN]"
         self.max_length = max_length
         self.path = path
         self.labels: list[str] = []

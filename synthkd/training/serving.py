@@ -25,9 +25,10 @@ SERVING_FORMATS = ("auto", "torch", "onnx", "int8", "static")
 AUTO_ORDER = ("int8", "onnx")
 """Exported copies "auto" prefers, fastest first. The static copy is never picked by
 itself: it trades accuracy for speed, so the user asks for it."""
-ONNX_BATCH = 32
+ONNX_BATCH = 64
 """Texts per onnxruntime call. Texts are sorted by token length first, so a batch pads
-to the length of its longest text, not to the longest of the whole file."""
+to the length of its longest text, not to the longest of the whole file (64 beat 32 by
+~10% on 2,000 news texts, 2 cores)."""
 
 
 def serving_threads() -> int:
@@ -181,6 +182,9 @@ class OnnxServingStudent:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # no busy-waiting between operators: on shared cores a spinning thread burns time
+        # others need (2,000 texts on 2 loaded cores: 25% less wall time, 30% less CPU)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         max_length = int(manifest.get("config", {}).get("max_length", 128))
         tokenizer = load_fast_tokenizer(root, max_length)

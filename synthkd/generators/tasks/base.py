@@ -15,6 +15,7 @@ Parsing never guesses: anything it cannot read exactly becomes a reject.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -212,13 +213,21 @@ def echoes(candidate: str, sources: list[str], threshold: float = 0.8) -> bool:
         return False
     mine = _ngrams(words)
     for source in sources:
-        theirs = _ngrams(normal_form(source).split())
+        normal, theirs = _source_ngrams(source)
         if not theirs:
             continue
         overlap = len(mine & theirs) / max(1, min(len(mine), len(theirs)))
-        if overlap >= threshold or normal_form(source) == " ".join(words):
+        if overlap >= threshold or normal == " ".join(words):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _source_ngrams(source: str) -> tuple[str, frozenset[tuple[str, ...]]]:
+    """A prompt source's normal form and 3-grams, once: every sample of a prompt checks
+    the same few shots (issue 17: this was most of a labelled sample's parse time)."""
+    normal = normal_form(source)
+    return normal, frozenset(_ngrams(normal.split()))
 
 
 def _ngrams(words: list[str], n: int = 3) -> set[tuple[str, ...]]:

@@ -55,6 +55,13 @@ class CommonsenseTaskConfig(Settings):
             "'As a result, PersonX' (default: the ATOMIC relations)."
         },
     )
+    heldout_gold: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL of gold {head, relation, tail} triples the teacher never sees: the "
+            "generative student is scored on them every round (None: no held-out score)."
+        },
+    )
     per_relation: Annotated[int, Field(ge=1, le=100_000)] = field(
         default=20, metadata={"help": "Triples asked for per relation per round."}
     )
@@ -141,7 +148,19 @@ class CommonsenseTask(GenerationTask):
                     "round": round,
                 }
             )
+        if focus and attempt == 0:
+            intents.extend(self._focus_tails(round, focus, relations))
         return intents
+
+    def _focus_tails(self, round: int, focus: Focus, relations: list[str]) -> list[Intent]:
+        """Tails asked again for the events whose student tails the critic rejected (the
+        guided loop passes them as hard negatives: event as text, relation as label)."""
+        parent = {"id": f"r{round}:focus", "round": round}
+        return [
+            self._tail_intent(parent, i, squash(h.text), h.label)
+            for i, h in enumerate(focus.hard_negatives)
+            if h.label in self.config.relations and h.label in relations and h.text.strip()
+        ]
 
     def _tail_intent(self, parent: Intent, index: int, head: str, relation: str) -> Intent:
         shots = rotate(self.gold[relation], self.config.tail_shots, parent["round"] * 3)

@@ -13,7 +13,6 @@ columns or the quote check.
 from __future__ import annotations
 
 import glob
-import re
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,8 +20,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from synthkd.config import Settings, settings
-from synthkd.data import read_rows
-from synthkd.data.io import MAX_FILE_BYTES
 from synthkd.errors import SynthkdError
 from synthkd.generators.prompting import PromptStyle, Templates
 from synthkd.generators.tasks.base import (
@@ -33,7 +30,17 @@ from synthkd.generators.tasks.base import (
     loads_object,
     squash,
 )
-from synthkd.generators.tasks.entities import Chunk, EntityIndex, chunk_document, quote_in
+from synthkd.generators.tasks.entities import Chunk, EntityIndex, chunk_document, find_quote
+from synthkd.generators.tasks.kg_inputs import (
+    fact_line,
+    mentioned,
+    read_shots,
+    read_text,
+    relation_key,
+    repair_object,
+    split_names,
+    unique_id,
+)
 from synthkd.generators.teachers.base import Completion, TeacherRequest
 
 
@@ -49,6 +56,14 @@ class DocumentKGTaskConfig(Settings):
         metadata={
             "help": "JSONL of few-shot examples: {text, entities, triples: [{subject, "
             "predicate, object, quote}]}."
+        },
+    )
+    heldout_gold: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL of held-out chunks with gold triples ({chunk, triples: [{subject, "
+            "predicate, object, quote}]}), never shown to the teacher: the generative student "
+            "is scored on them every round (None: no held-out score)."
         },
     )
     chunk_tokens: Annotated[int, Field(ge=20, le=100_000)] = field(
@@ -77,7 +92,6 @@ class DocumentKGTaskConfig(Settings):
 _MAX_PREDICATE_WORDS = 6
 _MAX_ENTITY_WORDS = 6
 _SHOTS = 2
-_FACT = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*(.+)$")
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d "
 
 
@@ -99,9 +113,9 @@ class DocumentKGTask(GenerationTask):
         """Documents that could not be used, with the reason (the driver stores them)."""
         taken: set[str] = set()
         for path in paths:
-            document_id = _unique_id(path, taken)
+            document_id = unique_id(path, taken)
             taken.add(document_id)
-            text, problem = _read_text(path)
+            text, problem = read_text(path)
             chunks = chunk_document(document_id, text, config.chunk_tokens) if text else []
             if problem is None and not chunks:
                 problem = "empty_document"
@@ -115,7 +129,8 @@ class DocumentKGTask(GenerationTask):
                 f"documents: no usable text in the files matching {config.documents} "
                 f"({', '.join(reasons)})"
             )
-        self.shots = _read_shots(config.seed_kg) if config.seed_kg else []
+        self.all_shots = read_shots(config.seed_kg) if config.seed_kg else []
+        self.shots = self.all_shots[:_SHOTS]
         self.entities = {document_id: EntityIndex() for document_id in self.chunks}
 
     @property
@@ -133,11 +148,17 @@ class DocumentKGTask(GenerationTask):
         if attempt > 1:
             return []  # a weak teacher rarely grounds a fact: two passes, not endless ones
         intents = []
+        # a guided round: the chunks the student missed most on (hard negatives name them),
+        # twice the samples, shown the seed examples of the weakest relations
+        hard = {h.text for h in focus.hard_negatives} if focus else set()
+        shots = self._shots_for(focus.labels if focus else None)
         for document_id, chunks in self.chunks.items():
             if wanted.get(document_id, 0) <= 0:
                 continue
-            per_chunk = self.config.samples_per_chunk * (1 if attempt == 0 else 2)
+            per_chunk = self.config.samples_per_chunk * (1 if attempt == 0 and not hard else 2)
             for chunk in chunks:
+                if hard and chunk.chunk_id not in hard:
+                    continue
                 intents.append(
                     {
                         "stage": "kg_entities",
@@ -149,14 +170,28 @@ class DocumentKGTask(GenerationTask):
                         "attempt": attempt,
                         "round": round,
                         "triple_samples": per_chunk,
+                        **({"shots": shots} if shots is not None else {}),
                     }
                 )
         return intents
 
+    def _shots_for(self, relations: list[str] | None) -> list[int] | None:
+        """Indices of the seed examples that show the most of RELATIONS (None: the default)."""
+        if not relations or len(self.all_shots) <= _SHOTS:
+            return None
+        wanted = {relation_key(r) for r in relations}
+
+        def hits(i: int) -> int:
+            return sum(relation_key(t["predicate"]) in wanted for t in self.all_shots[i]["triples"])
+
+        ranked = sorted(range(len(self.all_shots)), key=lambda i: (-hits(i), i))
+        return sorted(ranked[:_SHOTS]) if hits(ranked[0]) else None
+
     # ---------------------------------------------------------------- render
 
     def variables(self, intent: Intent, style: PromptStyle) -> dict[str, Any]:
-        variables = {"shots": self.shots, "chunk": intent["chunk"]}
+        shots = [self.all_shots[i] for i in intent["shots"]] if "shots" in intent else self.shots
+        variables = {"shots": shots, "chunk": intent["chunk"]}
         if intent["stage"] == "kg_triples":
             variables["entities"] = intent["entities"]
         return variables
@@ -196,6 +231,19 @@ class DocumentKGTask(GenerationTask):
         intent = request.metadata["intent"]
         return {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
 
+    def parse_truncated(self, request: TeacherRequest, completion: Completion) -> Parsed | None:
+        """A fact list cut at max_tokens: its complete lines are still facts, each checked
+        like any other; the cut line is a reject (`truncated`). None: nothing to keep."""
+        intent = request.metadata["intent"]
+        if intent["stage"] != "kg_triples" or request.metadata["style"] == "chat":
+            return None
+        lines = completion.text.rstrip().split("\n")
+        if len(lines) < 2:
+            return None
+        parsed = self._parse_triples(intent, "\n".join(lines[:-1]), False)
+        parsed.rejects.append((self.reject_content(request), "truncated"))
+        return parsed
+
     def parse(self, request: TeacherRequest, completion: Completion) -> Parsed:
         intent = request.metadata["intent"]
         chat = request.metadata["style"] == "chat"
@@ -206,7 +254,7 @@ class DocumentKGTask(GenerationTask):
     def _parse_entities(self, intent: Intent, raw: str, chat: bool) -> Parsed:
         where = {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
         if chat:
-            data = loads_object(raw)
+            data = loads_object(raw) or repair_object(raw)
             names = data.get("entities") if data else None
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 return Parsed.reject(where, "unparseable")
@@ -218,10 +266,8 @@ class DocumentKGTask(GenerationTask):
         index = self.entities[intent["document_id"]]
         kept: list[str] = []
         parsed = Parsed()
-        for name in (squash(n) for n in names):
-            if not name:
-                continue
-            if not _mentioned(name, intent["chunk"]):
+        for name in split_names(names, intent["chunk"]):
+            if not mentioned(name, intent["chunk"]):
                 parsed.rejects.append(({**where, "subject": name}, "entity_not_in_chunk"))
                 continue
             canonical = index.add(name)
@@ -240,6 +286,7 @@ class DocumentKGTask(GenerationTask):
                 "chunk": intent["chunk"],
                 "entities": kept,
                 "samples": intent["triple_samples"],
+                **({"shots": intent["shots"]} if "shots" in intent else {}),
             }
         )
         return parsed
@@ -248,7 +295,7 @@ class DocumentKGTask(GenerationTask):
         where = {"document_id": intent["document_id"], "chunk_id": intent["chunk_id"]}
         facts: list[dict[str, Any] | str] = []
         if chat:
-            data = loads_object(raw)
+            data = loads_object(raw) or repair_object(raw)
             items = data.get("triples") if data else None
             if not isinstance(items, list):
                 return Parsed.reject(where, "unparseable")
@@ -256,7 +303,7 @@ class DocumentKGTask(GenerationTask):
         else:
             for line in raw.strip().splitlines():
                 if line.strip():
-                    facts.append(_fact_line(line))
+                    facts.append(fact_line(line))
         if not facts:
             return Parsed.reject(where, "empty")
         parsed = Parsed()
@@ -302,9 +349,12 @@ class DocumentKGTask(GenerationTask):
             return content, "self_loop"
         if len(predicate.split()) > _MAX_PREDICATE_WORDS:
             return content, "predicate_too_long"
-        if len(quote) < self.config.min_quote_chars or not quote_in(quote, chunk):
+        found = find_quote(quote, chunk) if len(quote) >= self.config.min_quote_chars else None
+        if found is None or len(found) < self.config.min_quote_chars:
             return content, "unsupported_quote"
-        if not (_mentioned(subject, quote) or _mentioned(obj, quote)):
+        quote = content["quote"] = found  # the chunk's own words, verbatim
+        names = (subject, obj, canonical_subject, canonical_object)
+        if not any(mentioned(name, quote) for name in names):
             return content, "quote_misses_entities"
         content.update(
             subject=canonical_subject, object=canonical_object, predicate=predicate.lower()
@@ -314,7 +364,8 @@ class DocumentKGTask(GenerationTask):
 
 def _entity(name: str, index: EntityIndex, allowed: set[str], chunk: str) -> str | None:
     """The canonical entity a triple names: one listed for the chunk, or a name the chunk
-    itself mentions (the entity list of a small teacher misses some); never an invented one."""
+    itself mentions (the entity list of a small teacher misses some); never an invented one.
+    An unlisted lower-case phrase is no name: a document could dictate one ("owned by x")."""
     canonical = index.lookup(name)
     if canonical in allowed:
         return canonical
@@ -322,76 +373,6 @@ def _entity(name: str, index: EntityIndex, allowed: set[str], chunk: str) -> str
     looks_like_a_name = 0 < len(words) <= _MAX_ENTITY_WORDS and (
         name[0].isupper() or name[0].isdigit()
     )
-    if looks_like_a_name and _mentioned(name, chunk):
+    if looks_like_a_name and mentioned(name, chunk):
         return index.add(name)
     return None
-
-
-def _fact_line(line: str) -> dict[str, str] | str:
-    match = _FACT.match(line)
-    parts = [p.strip() for p in match.group(1).split("|", 3)] if match else []
-    if len(parts) != 4:
-        return ""
-    return dict(zip(("subject", "predicate", "object", "quote"), parts, strict=True))
-
-
-def _mentioned(name: str, chunk: str) -> bool:
-    needle = re.escape(squash(name).strip(_QUOTES + ".,;:").casefold())
-    return (
-        bool(needle) and re.search(rf"(?<!\w){needle}(?!\w)", squash(chunk).casefold()) is not None
-    )
-
-
-def _read_text(path: Path) -> tuple[str, str | None]:
-    """(text, None) or ("", reason) for a file that is not UTF-8 text."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SynthkdError(
-                f"documents: {path}: {size / 1024**2:.0f} MiB is over the "
-                f"{MAX_FILE_BYTES / 1024**2:.0f} MiB limit (SYNTHKD_MAX_FILE_BYTES)"
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SynthkdError(f"documents: cannot read {path} ({exc.strerror or exc})") from None
-    if b"\x00" in data[:8192]:
-        return "", "binary_file"
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return "", "not_utf8_text"
-
-
-def _unique_id(path: Path, taken: set[str]) -> str:
-    base = path.stem
-    candidate, i = base, 2
-    while candidate in taken:
-        candidate, i = f"{base}-{i}", i + 1
-    return candidate
-
-
-def _read_shots(path: str) -> list[dict[str, Any]]:
-    shots = []
-    for number, row in enumerate(read_rows(path, "seed KG file"), 1):
-        text = row.get("text", row.get("chunk"))
-        triples = row.get("triples")
-        if not isinstance(text, str) or not isinstance(triples, list):
-            raise SynthkdError(
-                f"seed KG file {path}:{number}: needs text (or chunk) and a triples list"
-            )
-        facts = []
-        for t in triples:
-            if not isinstance(t, dict) or not all(
-                isinstance(t.get(k), str) for k in ("subject", "predicate", "object", "quote")
-            ):
-                raise SynthkdError(
-                    f"seed KG file {path}:{number}: each triple needs subject, predicate, object, quote"
-                )
-            facts.append({k: squash(t[k]) for k in ("subject", "predicate", "object", "quote")})
-        entities = row.get("entities")
-        if not isinstance(entities, list):
-            entities = list(dict.fromkeys(x for f in facts for x in (f["subject"], f["object"])))
-        shots.append(
-            {"text": squash(text), "entities": [squash(str(e)) for e in entities], "triples": facts}
-        )
-    return shots[:_SHOTS]

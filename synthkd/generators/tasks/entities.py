@@ -57,6 +57,46 @@ def quote_in(quote: str, text: str) -> bool:
     return bool(needle) and needle in squash(text)
 
 
+_FOLD = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
+)
+_QUOTE_EDGE = "\"'`\u2018\u2019\u201c\u201d.,;:!? \u2026"
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """TEXT case-folded, quotes and dashes unified, whitespace runs as one space; with the
+    index in TEXT of every kept character (so a match maps back to the original span)."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+                where.append(i)
+            continue
+        low = ch.translate(_FOLD).lower()
+        if len(low) != 1:
+            low = ch
+        out.append(low)
+        where.append(i)
+    return "".join(out), where
+
+
+def find_quote(quote: str, text: str) -> str | None:
+    """The span of TEXT that QUOTE copies, tolerating case, whitespace, curly quotes and
+    dashes, and edge punctuation (a trailing full stop, surrounding quote marks, "..."),
+    or None. Every word must still be in the text, in order, adjacent: strict grounding."""
+    needle, _ = _folded(quote.strip(_QUOTE_EDGE).replace("...", "").strip(_QUOTE_EDGE))
+    needle = needle.strip()
+    if not needle:
+        return None
+    hay, where = _folded(text)
+    at = hay.find(needle)
+    if at < 0:
+        return None
+    return squash(text[where[at] : where[at + len(needle) - 1] + 1])
+
+
 _ARTICLE = re.compile(r"^(the|a|an)\s+", re.I)
 _POSSESSIVE = re.compile(r"['\u2019]s$", re.I)
 _EDGE_PUNCT = "\"'`\u2018\u2019\u201c\u201d.,;:!?()[]{}<>*-_ "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -29,9 +29,13 @@ class SamplingParams:
     """Base seed; sample i of a request uses seed + i so samples differ but replay exactly."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # field by field: dataclasses.asdict deep-copies, and this runs for every sample key
+        data = {f: getattr(self, f) for f in _SAMPLING_FIELDS}
         data["stop"] = list(self.stop)
         return data
+
+
+_SAMPLING_FIELDS = tuple(f.name for f in fields(SamplingParams))
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,19 @@ class TeacherConfig(Settings):
         },
     )
 
+    price_prompt: Annotated[float, Field(ge=0, le=1_000_000)] | None = field(
+        default=None,
+        metadata={
+            "help": "Money per million prompt tokens (e.g. USD), for the run's cost figures "
+            "and `loop.max_cost`. None: 0 for the in-process backends (llamacpp, vllm), "
+            "unknown for openai."
+        },
+    )
+    price_completion: Annotated[float, Field(ge=0, le=1_000_000)] | None = field(
+        default=None,
+        metadata={"help": "Money per million completion tokens; None as for price_prompt."},
+    )
+
     # --- openai backend --------------------------------------------------------------
     base_urls: tuple[str, ...] = field(
         default=(),
@@ -141,7 +154,15 @@ class TeacherConfig(Settings):
         return TeacherConfig(**values)
 
 
-_NULLABLE = {"cache_path", "api_key_env", "requests_per_minute", "tokens_per_minute", "n_threads"}
+_NULLABLE = {
+    "cache_path",
+    "api_key_env",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "n_threads",
+    "price_prompt",
+    "price_completion",
+}
 
 
 @dataclass(frozen=True)

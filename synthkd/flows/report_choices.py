@@ -1,0 +1,104 @@
+"""Report sections for the loop's CV choices and the students' accuracy/speed curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def decisions_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """Per round: did its records join (CV before/after), and which critic cut was chosen."""
+    decided = [r for r in rounds if r.get("decision")]
+    if not decided:
+        return []
+    metric = decided[0]["decision"].get("metric", "log_loss")
+    shown = "−log loss" if metric == "log_loss" else metric.replace("_", " ")
+    rows = [
+        "\n## Choices made on your real examples\n",
+        "Each round is judged by k-fold cross-validation over your real examples (frozen "
+        f"MiniLM + logistic head on corpus + real; {shown}, higher is better): a guided "
+        "round's records join the training set only if the score does not drop, and the "
+        "critic's cut is the one with the best score (ties: no cut).\n\n",
+        "| round | records join | CV before | CV after | training rounds | cut (critic score >=) "
+        "| CV no cut | CV chosen |\n|---:|---|---:|---:|---|---:|---:|---:|\n",
+    ]
+    for r in decided:
+        d, cut = r["decision"], r["decision"].get("cut") or {}
+        joins = "yes" if d["accepted"] else "no (turned down)"
+        if d.get("before") is None:
+            joins = "yes (first round)"
+        rows.append(
+            f"| {r['round']} | {joins} | {_fmt(d.get('before'))} | {_fmt(d.get('after'))} "
+            f"| {', '.join(map(str, d['rounds']))} | {_fmt(d.get('threshold'))} "
+            f"| {_fmt(cut.get('no_cut'))} | {_fmt(cut.get('best'))} |\n"
+        )
+    return rows
+
+
+def speed_points(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """(name, val accuracy, examples/s) of the teacher and every student form measured."""
+    points = []
+    teacher = summary.get("teacher") or {}
+    if teacher.get("examples_per_s"):
+        points.append(
+            {
+                "name": "teacher",
+                "val_accuracy": teacher.get("accuracy"),
+                "examples_per_s": teacher["examples_per_s"],
+            }
+        )
+    speed = summary.get("student_speed") or {}
+    if speed.get("examples_per_s"):
+        points.append(
+            {
+                "name": speed.get("name", "student"),
+                "val_accuracy": summary.get("student_accuracy"),
+                "examples_per_s": speed["examples_per_s"],
+            }
+        )
+    for key, name in (("student_serving", "int8 ONNX"), ("student_static", "static")):
+        row = summary.get(key) or {}
+        if row.get("examples_per_s"):
+            points.append({**row, "name": name})
+    return [p for p in points if p.get("val_accuracy") is not None]
+
+
+def plot_speed_accuracy(summary: dict[str, Any], path: Path) -> Path | None:
+    """Validation accuracy against examples/s (log scale): the forms a user can pick."""
+    points = speed_points(summary)
+    if len(points) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in points:
+        ax.scatter(p["examples_per_s"], p["val_accuracy"], s=40)
+        ax.annotate(
+            p["name"],
+            (p["examples_per_s"], p["val_accuracy"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("examples/s (batch 32, this machine, log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Accuracy vs speed")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
