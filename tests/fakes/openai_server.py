@@ -134,7 +134,7 @@ class FaultyOpenAIServer:
         seed: int = 0,
         model: str = "fake-teacher",
         port: int = 0,
-        max_lifetime_s: float = 600.0,
+        max_lifetime_s: float = 1800.0,
         answer=None,
         go_away_after: int | None = None,
         max_prompt_chars: int | None = None,
