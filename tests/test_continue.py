@@ -64,6 +64,7 @@ def test_start_run_resumes_replays_continues_or_refuses(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # two whole runs
 def test_a_second_run_continues_the_loop_of_the_first(tmp_path):
     recipe = _recipe(tmp_path, "{rounds: 1, patience: 2, epsilon: 0, cv_folds: 2}")
     out, cache = tmp_path / "run", tmp_path / "cache"

@@ -121,6 +121,7 @@ def test_max_cost_without_a_price_is_one_line_before_anything(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # two whole runs
 def test_run_reports_money_stops_at_max_cost_and_continues_from_there(tmp_path):
     # a round of 24 samples of ~140 prompt tokens at 100 per million costs about 0.35
     recipe = _with_loop(

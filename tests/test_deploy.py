@@ -25,7 +25,7 @@ import pytest
 from tests.fakes.openai_server import FaultyOpenAIServer
 from tests.fixtures.fake_teacher import answer, labelled_recipe, teacher_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))

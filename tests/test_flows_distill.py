@@ -20,7 +20,8 @@ import pytest
 
 from synthkd.data import CorpusStore
 
-pytestmark = pytest.mark.slow
+# a two-round run, its exports and its rivals take minutes; under load, more
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 RECIPE = Path(__file__).parent / "fixtures" / "flows_tiny.yaml"
 REQUIRED = (
@@ -42,7 +43,7 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _run(out: Path, cache: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _run(out: Path, cache: Path, *extra: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "synthkd", "run", str(RECIPE), "--out", str(out), *extra],
         env=_env(cache),

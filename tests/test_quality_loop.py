@@ -16,7 +16,7 @@ from synthkd.data import CorpusStore
 from tests.fakes import FaultyOpenAIServer
 from tests.fixtures.fake_teacher import answer, labelled_recipe, synthkd, teacher_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _run(recipe: Path, out: Path, cache: Path):

@@ -21,7 +21,7 @@ from tests.fixtures.fake_teacher import (
     teacher_spec,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
