@@ -11,7 +11,6 @@ the critic's cut is kept only if the student does not do worse without it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -96,16 +95,6 @@ def _publish_artifacts(history: list[dict], report_path: Path | None = None) -> 
             )
     except Exception:  # artifacts are a view; a failing API never fails the run
         pass
-
-
-def _install_student(source: str | Path, target: Path) -> None:
-    staging = target.with_name(".student.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    shutil.copytree(source, staging)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
 
 
 @flow(name="distill", log_prints=True)
@@ -322,7 +311,7 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     better = bool(rival) and rival["cv_accuracy"] > loop_score
     ship_rival = better and ctx.recipe.loop.ship_real_only
     shipped_from = rival["path"] if ship_rival else chosen["path"]
-    _install_student(shipped_from, run_dir / "student")
+    stages.install_student(shipped_from, run_dir / "student")
     png = Path(chosen["path"]) / "confusion_matrix.png"
     if png.exists() and not ship_rival:
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")

@@ -92,12 +92,7 @@ def plot_per_class_f1(rounds: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+_fmt = choices.fmt
 
 
 def rounds_table(rounds: Sequence[dict[str, Any]]) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
+    """A report cell: – for missing, floats to DIGITS places."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -37,9 +38,9 @@ def decisions_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
         if d.get("before") is None:
             joins = "yes (first round)"
         rows.append(
-            f"| {r['round']} | {joins} | {_fmt(d.get('before'))} | {_fmt(d.get('after'))} "
-            f"| {', '.join(map(str, d['rounds']))} | {_fmt(d.get('threshold'))} "
-            f"| {_fmt(cut.get('no_cut'))} | {_fmt(cut.get('best'))} |\n"
+            f"| {r['round']} | {joins} | {fmt(d.get('before'))} | {fmt(d.get('after'))} "
+            f"| {', '.join(map(str, d['rounds']))} | {fmt(d.get('threshold'))} "
+            f"| {fmt(cut.get('no_cut'))} | {fmt(cut.get('best'))} |\n"
         )
     return rows
 

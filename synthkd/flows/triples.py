@@ -8,9 +8,6 @@ the Prefect tasks below, cached and resumable like the classifier's.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -105,7 +102,7 @@ class TriplesLoop:
         """Install the best round's student as RUN/student; student vs teacher."""
         run_dir = self.ctx.run_dir
         best = self.students[self.best_round]
-        _install(best["path"], run_dir / "student")
+        stages.install_student(best["path"], run_dir / "student")
         teacher = triples_teacher.submit(self.ctx.identity()).result()
         keys = VAL_KEYS[self.kind]
         return {
@@ -128,13 +125,3 @@ class TriplesLoop:
                 str(r): {k: s.get(k) for k in keys} for r, s in sorted(self.students.items())
             },
         }
-
-
-def _install(source: str | Path, target: Path) -> None:
-    staging = target.with_name(".student.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    shutil.copytree(source, staging)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from synthkd.flows.report_choices import fmt as _fmt  # noqa: E402
+
 LABELS = {
     "val_exact_match": "exact match",
     "val_token_f1": "token-F1",
@@ -22,14 +24,6 @@ LABELS = {
     "val_kg_f1": "triple F1",
     "val_kg_pair_f1": "entity-pair F1",
 }
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _keys(rounds: Sequence[dict[str, Any]]) -> list[str]:

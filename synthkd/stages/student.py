@@ -217,6 +217,19 @@ def _dump(section: Any) -> dict[str, Any]:
     return asdict(section)
 
 
+def install_student(source: str | Path, target: Path) -> None:
+    """Copy the kept student into TARGET (e.g. RUN/student) whole: staged, then renamed."""
+    import os
+
+    staging = target.with_name(".student.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(source, staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
 def speed_texts(ctx: RunContext) -> dict[str, Any] | None:
     """What the report's examples/s were measured on: how many validation texts, how long."""
     validation = ctx.inputs.validation

@@ -23,6 +23,7 @@ import numpy as np
 
 from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples
+from synthkd.training._hf_training import forward_batches
 
 if TYPE_CHECKING:
     import torch
@@ -104,9 +105,7 @@ class TunedEncoder:
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in forward_batches(texts, batch_size):
             batch = self.tokenizer(
                 [texts[i] for i in idx],
                 padding=True,
