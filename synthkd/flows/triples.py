@@ -31,12 +31,15 @@ VAL_KEYS = {
 
 
 @task(name="train-triples-student", **CACHED)
-def fit_triples_student(ident: Identity, round: int, use_cut: bool, name: str) -> dict:
-    """Train the generative student on the corpus up to ROUND; score it on held-out gold."""
+def fit_triples_student(
+    ident: Identity, round: int, use_cut: bool, name: str, previous: dict | None = None
+) -> dict:
+    """Train the generative student on the corpus up to ROUND (or keep PREVIOUS, the last
+    round's, when the round added no training row); score it on held-out gold."""
     from synthkd.stages.triples import fit_triples_student as fit
 
     emit("student", round=round, action=f"train {name} (generative)")
-    return fit(stages.context_from(ident), round, use_cut, name)
+    return fit(stages.context_from(ident), round, use_cut, name, previous)
 
 
 @task(name="triples-teacher-baseline", **CACHED)
@@ -67,7 +70,10 @@ class TriplesLoop:
 
     def round(self, r: int, row: dict[str, Any], stage_seconds: dict[str, float]) -> None:
         """Train and score round R's student; fill the round's metrics row."""
-        student = fit_triples_student.submit(self.ctx.identity(), r, True, "student").result()
+        previous = self.students.get(r - 1)
+        student = fit_triples_student.submit(
+            self.ctx.identity(), r, True, "student", previous
+        ).result()
         self.students[r] = student
         stage_seconds["student"] = student["seconds"]
         row.update({k: student.get(k) for k in VAL_KEYS[self.kind]})
@@ -75,6 +81,8 @@ class TriplesLoop:
             val_score=primary_score(self.kind, student),
             per_relation=student.get("per_relation"),
             student_train_rows=student["train_rows"],
+            # no new training row this round: the last round's student, not retrained
+            student_reused=student.get("reused", False),
             student_triples_per_s=student.get("triples_per_s"),
         )
         if self.focus is not None:
@@ -120,7 +128,8 @@ class TriplesLoop:
             },
             "student": "generative LoRA student (SmolLM2-135M-Instruct base unless the recipe names one)",
             "teacher": teacher,
-            "guided_focus": {str(k): v for k, v in self.focus_asked.items()},
+            # the focus set after the last round steered no round: left out
+            "guided_focus": {str(k): v for k, v in self.focus_asked.items() if k in self.students},
             "per_round": {
                 str(r): {k: s.get(k) for k in keys} for r, s in sorted(self.students.items())
             },

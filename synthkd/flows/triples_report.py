@@ -15,6 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from synthkd.flows.report_choices import fmt as _fmt  # noqa: E402
 
+
+def _rate(value: float | None) -> str:
+    """Three significant figures: a teacher that yields two triples in a minute is not 0.0/s."""
+    return "–" if value is None else f"{value:.3g}"
+
+
 LABELS = {
     "val_exact_match": "exact match",
     "val_token_f1": "token-F1",
@@ -89,13 +95,13 @@ def _teacher_rows(summary: dict[str, Any]) -> list[str]:
     lines.append(
         f"| student (generative LoRA, round {student['round']}) | "
         + " | ".join(_fmt(student.get(c)) for c, _ in cols)
-        + f" | {_fmt(student.get('triples_per_s'), 1)} |\n"
+        + f" | {_rate(student.get('triples_per_s'))} |\n"
     )
     if teacher:
         lines.append(
             f"| teacher ({teacher.get('name', '?')}, its own prompts and checks) | "
             + " | ".join(_fmt(teacher.get(t)) for _, t in cols)
-            + f" | {_fmt(teacher.get('triples_per_s'), 1)} |\n"
+            + f" | {_rate(teacher.get('triples_per_s'))} |\n"
         )
     return lines
 
@@ -135,7 +141,7 @@ def triples_report(
     for r in rounds:
         parts.append(
             f"| {r['round']} | {r['generated']} | {r['accepted']} | {_fmt(r.get('critic_accepted'))} "
-            f"| {_fmt(r.get('student_train_rows'))} | "
+            f"| {_fmt(r.get('student_train_rows'))}{' (no new row: kept)' if r.get('student_reused') else ''} | "
             + " | ".join(_fmt(r.get(k)) for k in keys)
             + f" | {_fmt(r.get('seconds'), 1)} |\n"
         )

@@ -154,17 +154,26 @@ def with_real_examples(ctx: RunContext, corpus: Any) -> list[dict[str, Any]]:
 
 
 def fit_triples_student(
-    ctx: RunContext, round: int, use_cut: bool = True, name: str = "student"
+    ctx: RunContext,
+    round: int,
+    use_cut: bool = True,
+    name: str = "student",
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the round's triples student into RUN/rounds/round-N/NAME, score it on the
-    held-out gold, and find what it gets wrong on the training data (for the next round)."""
+    held-out gold, and find what it gets wrong on the training data (for the next round).
+    A round that added no training row keeps PREVIOUS (the last round's result): the same
+    rows would train the same student, at minutes of CPU for nothing."""
     from synthkd.training import load_student, train_student
 
     started = time.perf_counter()
+    rows = training_rows(ctx, round, use_cut)
+    digest = _rows_digest(rows)
+    if previous and previous.get("rows_digest") == digest and Path(previous["path"]).exists():
+        return {**previous, "reused": True, "seconds": round_seconds(started)}
     out = ctx.run_dir / "rounds" / f"round-{round}" / name
     if out.exists():
         shutil.rmtree(out)
-    rows = training_rows(ctx, round, use_cut)
     result = train_student(ctx.student_config(), rows, None, out, progress=False)
     student = load_student(out)
     train_seconds = time.perf_counter() - started
@@ -181,8 +190,22 @@ def fit_triples_student(
         "train_loss": result.metrics.get("train_loss"),
         "val_loss": result.metrics.get("val_loss"),
         **scores,
-        "seconds": float(f"{time.perf_counter() - started:.2f}"),
+        "rows_digest": digest,
+        "reused": False,
+        "seconds": round_seconds(started),
     }
+
+
+def round_seconds(started: float) -> float:
+    return float(f"{time.perf_counter() - started:.2f}")
+
+
+def _rows_digest(rows: list[dict[str, Any]]) -> str:
+    import hashlib
+    import json
+
+    lines = sorted(json.dumps(r, sort_keys=True, default=str, ensure_ascii=False) for r in rows)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
 
 
 def _card_section(out: Path, kind: str, scores: dict[str, Any]) -> None:

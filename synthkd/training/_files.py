@@ -152,4 +152,21 @@ def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
         "```",
         "",
     ]
+    lines += _PROMPT_FORMS.get(manifest.get("layout"), [])
     write_atomic(root / "README.md", "\n".join(lines))
+
+
+_PROMPT_FORMS = {
+    "commonsense": [
+        "Each text is a prompt in the form the student was trained on: the event, the "
+        "relation's phrase, then `[GEN]`, e.g. `PersonX repairs a bicycle before that, "
+        "PersonX needed [GEN]`; the prediction is the generated tail.",
+        "",
+    ],
+    "document_kg": [
+        "Each text is a document chunk followed by ` [GEN]`; the prediction is its triples "
+        "as `subject | predicate | object ; ...`.",
+        "",
+    ],
+}
+"""How a generative student's input texts are written, by training layout."""

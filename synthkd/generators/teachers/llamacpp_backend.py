@@ -321,7 +321,7 @@ _LOG_CALLBACK = None
 
 
 def _quiet_llama_logs() -> None:
-    """llama.cpp's C-level log: errors to Python logging, the chatter nowhere."""
+    """llama.cpp's C-level log: warnings and errors to Python logging, the chatter nowhere."""
     global _LOG_CALLBACK
     if _LOG_CALLBACK is not None:
         return
@@ -329,10 +329,14 @@ def _quiet_llama_logs() -> None:
 
     log = logging.getLogger("synthkd.llamacpp")
 
+    # ggml.h of the bundled llama.cpp: WARN = 3, ERROR = 4 (llama_cpp/_logger.py's comment
+    # still lists an older numbering, where 3 was ERROR)
     @llama_cpp.llama_log_callback
     def _forward(level, text, user_data):  # pragma: no cover - called from C
-        if level == 3 and b"full-size SWA cache" not in text:  # GGML_LOG_LEVEL_ERROR
+        if level == 4:
             log.error(text.decode("utf-8", errors="replace").rstrip())
+        elif level == 3 and b"full-size SWA cache" not in text:
+            log.warning(text.decode("utf-8", errors="replace").rstrip())
 
     _LOG_CALLBACK = _forward
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
