@@ -6,6 +6,8 @@ Each command group lives in `synthkd/commands/` and registers itself here. Every
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
@@ -37,6 +39,9 @@ def main() -> None:
     """Console-script entry point: user errors are one line on stderr and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # at exit, spare the interpreter its last full garbage collection over everything a
+    # command imported (0.4 s of CPU after `synthkd generate`, issue 17): the OS frees it
+    atexit.register(gc.freeze)
     try:
         app()
     except SynthkdError as exc:

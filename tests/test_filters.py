@@ -131,6 +131,32 @@ def test_near_duplicates_within_a_round_keep_the_first_only():
     assert Counter(r["reason"] for r in result.rejects) == {"near_duplicate": 2}
 
 
+def test_near_duplicate_verdicts_are_datasketchs():
+    """The numpy MinHash LSH gives datasketch's signatures, bands and verdicts."""
+    datasketch = pytest.importorskip("datasketch")
+    from datasketch.lsh import _optimal_param
+
+    from synthkd.critics.dedup import lsh_params, near_duplicates, shingles, signatures
+    from synthkd.critics.records import normalise
+
+    texts = [normalise(item["text"]) for item in news()[:40]]
+    texts += [t.replace(" the ", " a ", 1) for t in texts[:15]] + ["", "one"]
+    for threshold in (0.7, 0.8, 0.85, 0.9):
+        assert lsh_params(threshold) == _optimal_param(threshold, 128, 0.5, 0.5)
+    reference, lsh = [], datasketch.MinHashLSH(threshold=0.8, num_perm=128)
+    for i, (text, ours) in enumerate(zip(texts, signatures(texts), strict=True)):
+        m = datasketch.MinHash(num_perm=128, seed=1)
+        m.update_batch(list(shingles(text)))
+        assert (m.hashvalues == ours).all()
+        twins = [k for k in lsh.query(m) if reference[k][1].jaccard(m) >= 0.8]
+        reference.append((min(twins) if twins else None, m))
+        if not twins:
+            lsh.insert(i, m)
+    verdicts = near_duplicates(texts, 0.8)
+    assert [v is None for v in verdicts] == [r is None for r, _ in reference]
+    assert sum(v is not None for v in verdicts) >= 10  # the edited copies are caught
+
+
 def test_commonsense_rules():
     rows = [
         commonsense("PersonX buys a new car", "xNeed", "to save up money", "ok"),

@@ -83,20 +83,25 @@ def apply_filters(
     rules = _Rules(config, kind, echo_of)
     index = NearDuplicateIndex(config.near_duplicate_threshold)
     seen: set[str] = set()
-    for i, row in enumerate(earlier):
-        key = normalise(dedup_text(row, kind))
+    earlier_keys = [normalise(dedup_text(row, kind)) for row in earlier]
+    for i, (row, key, m) in enumerate(
+        zip(earlier, earlier_keys, index.minhashes(earlier_keys), strict=True)
+    ):
         seen.add(key)
-        index.add(f"e{i}", index.minhash(key), _dup_group(row, kind))
+        index.add(f"e{i}", m, _dup_group(row, kind))
 
+    reasons = [rules.first_failure(row) for row in rows]
+    passed = [i for i, reason in enumerate(reasons) if reason is None]
+    keys = [normalise(dedup_text(rows[i], kind)) for i in passed]
+    hashes = dict(zip(passed, zip(keys, index.minhashes(keys), strict=True), strict=True))
     kept: list[Row] = []
     rejects: list[Row] = []
-    for i, row in enumerate(rows):
-        reason = rules.first_failure(row)
+    for i, (row, reason) in enumerate(zip(rows, reasons, strict=True)):
         if reason is None:
-            key = normalise(dedup_text(row, kind))
+            key, m = hashes[i]
             if key in seen:
                 reason = "exact_duplicate"
-            elif index.add_if_new(f"n{i}", key, _dup_group(row, kind)) is not None:
+            elif index.add_if_new(f"n{i}", m, _dup_group(row, kind)) is not None:
                 reason = "near_duplicate"
             else:
                 seen.add(key)

@@ -4,6 +4,7 @@ A module taking `(input_ids, attention_mask)` is exported with dynamic batch and
 sequence axes (torch's dynamo exporter), optionally with int8 weights (onnxruntime's
 dynamic quantization), and lands at its path whole or not at all. torch and onnxruntime
 are imported only when an export runs, so reading corpora never pays for them.
+`cpu_session` opens such a file with the session options measured fastest on CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ def export_onnx(
             warnings.catch_warnings(),
             contextlib.redirect_stdout(io.StringIO()),
             torch.inference_mode(False),
+            eager_attention(module),
         ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -70,6 +73,53 @@ def export_onnx(
     return target
 
 
+@contextlib.contextmanager
+def eager_attention(module: Any) -> Iterator[None]:
+    """Trace Hugging Face attention as plain MatMul/Softmax while exporting.
+
+    Exported SDPA attention guards every layer's attention matrix with IsNaN/Where; the
+    eager graph computes the mask once (int8 MiniLM on 2,000 news texts: ~5-10% less CPU,
+    same predictions). The module's own setting is restored afterwards.
+    """
+    switched = []
+    for sub in module.modules():
+        config = getattr(sub, "config", None)
+        setter = getattr(sub, "set_attn_implementation", None)
+        if getattr(config, "_attn_implementation", None) == "sdpa" and callable(setter):
+            setter("eager")
+            switched.append(sub)
+    try:
+        yield
+    finally:
+        for sub in reversed(switched):
+            sub.set_attn_implementation("sdpa")
+
+
+def cpu_session(path: str | Path, threads: int) -> Any:
+    """An onnxruntime CPU session for an exported encoder, on `threads` cores.
+
+    No busy-waiting between operators: on shared cores a spinning thread burns time
+    others need (2,000 texts on 2 loaded cores: 25% less wall time, 30% less CPU). No
+    SkipLayerNormalization fusion: its CPU kernel is slower than the LayerNormalization
+    plus Add it replaces (int8 MiniLM, onnxruntime 1.32, 2 cores: ~15% less CPU without).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=["SkipLayerNormFusion"],
+    )
+
+
 def quantize_onnx(source: str | Path, path: str | Path, *, per_channel: bool = False) -> Path:
     """An int8 copy (dynamic quantization of the weights) of the ONNX file `source`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -90,4 +140,4 @@ def quantize_onnx(source: str | Path, path: str | Path, *, per_channel: bool = F
     return target
 
 
-__all__ = ["export_onnx", "quantize_onnx"]
+__all__ = ["cpu_session", "eager_attention", "export_onnx", "quantize_onnx"]

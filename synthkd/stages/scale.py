@@ -38,6 +38,9 @@ _CRITICS: dict[str, Any] = {}
 def cluster() -> Iterator[Any]:
     """A Dask client when this runs on a cluster (in a worker's task, or where a default
     client is set), else None."""
+    if "distributed" not in sys.modules:  # no worker, client or Dask runner without it,
+        yield None  # and importing it would cost a command half a second (issue 17)
+        return
     try:
         import distributed
     except ImportError:  # pragma: no cover - distributed is a dependency

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthkd.data.onnx import cpu_session, quantize_onnx
 from synthkd.data.onnx import export_onnx as export_graph
-from synthkd.data.onnx import quantize_onnx
 from synthkd.errors import SynthkdError
 from synthkd.training._files import write_json
 from synthkd.training._hf_training import cpu_threads, forward_batches
@@ -73,16 +73,12 @@ class OnnxStudent:
 
     @classmethod
     def load(cls, root: Path, manifest: dict[str, Any]) -> OnnxStudent:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         model = root / MODEL_FILE
         if not model.exists():
             raise SynthkdError(f"{root} has no {MODEL_FILE}: not an exported student")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = cpu_threads()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(model, cpu_threads())
         tokenizer = AutoTokenizer.from_pretrained(root)
         max_length = int(manifest.get("config", {}).get("max_length", 128))
         return cls(session, tokenizer, manifest["labels"], max_length, root)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from synthkd.data.onnx import cpu_session
 from synthkd.errors import SynthkdError
 from synthkd.training._files import damaged_student, read_manifest
 
@@ -171,21 +172,10 @@ class OnnxServingStudent:
 
     @classmethod
     def load(cls, root: Path, manifest: dict[str, Any], fmt: str) -> OnnxServingStudent:
-        import onnxruntime as ort
-
         model = root / "model.onnx"
         if not model.is_file():
             raise SynthkdError(f"{root} has no model.onnx: not an exported student")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = serving_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # no busy-waiting between operators: on shared cores a spinning thread burns time
-        # others need (2,000 texts on 2 loaded cores: 25% less wall time, 30% less CPU)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(model, serving_threads())
         max_length = int(manifest.get("config", {}).get("max_length", 128))
         tokenizer = load_fast_tokenizer(root, max_length)
         return cls(session, tokenizer, manifest["labels"], root, fmt)

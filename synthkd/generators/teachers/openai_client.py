@@ -11,19 +11,29 @@ and 404 (the model) are the same for every request: they end the run with one li
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
 import random
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import openai
 from aiolimiter import AsyncLimiter
 
 from synthkd.errors import SynthkdError
 from synthkd.generators.teachers.config import TeacherConfig
 from synthkd.generators.teachers.openai_formats import flavour_of
+from synthkd.generators.teachers.openai_transport import (
+    StatusError,
+    Transport,
+    TransportError,
+    TransportTimeout,
+    retry_after,
+)
+
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 425, 429}
@@ -72,13 +82,22 @@ class Replica:
     clients: weakref.WeakKeyDictionary = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
+    transport: Transport | None = field(default=None, repr=False)
+    """Sampling POSTs (lean: `openai_transport`); the SDK client serves the rest."""
+
+    def __post_init__(self) -> None:
+        if self.transport is None:
+            self.transport = Transport(self.url, self.api_key, self.timeout_s)
 
     @property
     def client(self) -> openai.AsyncOpenAI:
-        """This event loop's client: connections belong to the loop that opened them."""
+        """This event loop's SDK client (label scoring only: samples and the reachability
+        check go through `transport`); connections belong to the loop that opened them."""
         loop = asyncio.get_running_loop()
         client = self.clients.get(loop)
         if client is None:
+            import openai  # imported here: generation never needs it (0.7 s, issue 17)
+
             client = openai.AsyncOpenAI(
                 base_url=self.url, api_key=self.api_key, max_retries=0, timeout=self.timeout_s
             )
@@ -152,14 +171,18 @@ class OpenAIClient:
         last: Exception | None = None
         for _ in range(3):
             try:
-                page = await replica.client.models.list(timeout=min(self.config.timeout_s, 10))
-                replica.flavour = flavour_of([getattr(m, "owned_by", None) for m in page.data])
+                page = await replica.transport.get_json("/models", min(self.config.timeout_s, 10))
+                models = page.get("data") if isinstance(page, dict) else None
+                models = models if isinstance(models, list) else []
+                replica.flavour = flavour_of(
+                    [m.get("owned_by") for m in models if isinstance(m, dict)]
+                )
                 return
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise self._refused(replica, exc.status_code) from None
-            except openai.APIStatusError:
+            except StatusError as exc:
+                if exc.status_code in (401, 403):
+                    raise self._refused(replica, exc.status_code) from None
                 return  # reachable; it just has no /models listing
-            except openai.APIConnectionError as exc:
+            except (TransportError, TransportTimeout) as exc:
                 last = exc
                 await asyncio.sleep(0.2)
             except ValueError:
@@ -212,11 +235,11 @@ class OpenAIClient:
         """True when the replica answers HTTP at all (any status counts as alive)."""
         for attempt in range(2):
             try:
-                await replica.client.models.list(timeout=min(self.config.timeout_s, 5))
+                await replica.transport.get_json("/models", min(self.config.timeout_s, 5))
                 return True
-            except openai.APIStatusError:
+            except StatusError:
                 return True
-            except (openai.APIConnectionError, openai.APITimeoutError):
+            except (TransportError, TransportTimeout):
                 await asyncio.sleep(0.2 * (attempt + 1))
             except ValueError:
                 return True
@@ -264,36 +287,65 @@ class OpenAIClient:
             self.usage.requests += 1
             try:
                 return await call(replica)
-            except openai.APITimeoutError:
-                raise Retryable(
-                    f"timed out after {self.config.timeout_s:g}s ({replica.url})",
-                    unreachable=True,
-                    timeout=True,
-                ) from None
-            except openai.APIConnectionError as exc:
-                raise Retryable(
-                    f"connection failed ({replica.url}): {self._redact(cause_of(exc))}",
-                    unreachable=True,
-                ) from None
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise self._refused(replica, exc.status_code) from None
-            except openai.NotFoundError:
-                raise SynthkdError(
-                    f"the teacher at {replica.url} has no model {self.model!r} (HTTP 404)"
-                ) from None
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status == 429 or status >= 500 or status in RETRYABLE_STATUS:
-                    delay = retry_after(exc) if status == 429 else None
-                    raise Retryable(f"HTTP {status} from {replica.url}", delay) from None
-                detail = self._redact(short(exc))
-                raise Failed(f"HTTP {status} from {replica.url}: {detail}") from None
+            except TransportTimeout:
+                raise self._timed_out(replica) from None
+            except TransportError as exc:
+                raise self._connection_failed(replica, exc) from None
+            except StatusError as exc:
+                raise self._status_failure(replica, exc, exc.headers) from None
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
                 # a 200 whose body is not the JSON it claims (openai raises while parsing)
                 detail = self._redact(short(exc))
                 raise Retryable(f"malformed body from {replica.url}: {detail}") from None
+            except Exception as exc:
+                mapped = self._sdk_failure(replica, exc)  # the SDK's errors (label scoring)
+                if mapped is None:
+                    raise
+                raise mapped from None
             finally:
                 replica.in_flight -= 1
+
+    def _timed_out(self, replica: Replica) -> Retryable:
+        return Retryable(
+            f"timed out after {self.config.timeout_s:g}s ({replica.url})",
+            unreachable=True,
+            timeout=True,
+        )
+
+    def _connection_failed(self, replica: Replica, exc: Exception) -> Retryable:
+        return Retryable(
+            f"connection failed ({replica.url}): {self._redact(cause_of(exc))}",
+            unreachable=True,
+        )
+
+    def _sdk_failure(self, replica: Replica, exc: Exception) -> Exception | None:
+        """The SDK's exception mapped as the transport's are, or None (not the SDK's)."""
+        openai = sys.modules.get("openai")
+        if openai is None or not isinstance(exc, openai.OpenAIError):
+            return None
+        if isinstance(exc, openai.APITimeoutError):
+            return self._timed_out(replica)
+        if isinstance(exc, openai.APIConnectionError):
+            return self._connection_failed(replica, exc)
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_failure(replica, exc, exc.response.headers)
+        return None
+
+    def _status_failure(self, replica: Replica, exc: Exception, headers) -> Exception:
+        """What an HTTP error status means: the key refused, no such model (the run
+        stops), a transient failure (retried), or a refusal of this one sample."""
+        status = exc.status_code
+        if status in (401, 403):
+            return self._refused(replica, status)
+        if status == 404:
+            return SynthkdError(
+                f"the teacher at {replica.url} has no model {self.model!r} (HTTP 404)"
+            )
+        if status == 429 or status >= 500 or status in RETRYABLE_STATUS:
+            delay = retry_after(headers) if status == 429 else None
+            return Retryable(f"HTTP {status} from {replica.url}", delay)
+        detail = self._redact(short(exc))
+        return Failed(f"HTTP {status} from {replica.url}: {detail}")
 
     def _redact(self, text: str) -> str:
         """Error text with the API key blanked: servers and proxies may echo it back, and
@@ -303,6 +355,7 @@ class OpenAIClient:
     async def _close_clients(self) -> None:
         loop = asyncio.get_running_loop()
         for replica in self._replicas:
+            await replica.transport.aclose()
             client = replica.clients.pop(loop, None)
             if client is not None:
                 await client.close()
@@ -327,31 +380,6 @@ def api_key_and_source(env: str | None, *, hosted: bool) -> tuple[str, str]:
         )
     # local servers (vllm serve, llama.cpp) accept any key
     return "no-key", "the request: no API key was set (name its variable with api_key_env)"
-
-
-def retry_after(exc: openai.APIStatusError) -> float | None:
-    """Seconds the server asks to wait, or None (then exponential backoff) when it names
-    none or something that is neither a number nor an HTTP date ("soon")."""
-    headers = exc.response.headers
-    if "retry-after-ms" in headers:
-        try:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def estimate_tokens(text: str, max_tokens: int) -> int:
