@@ -66,20 +66,30 @@ def test_start_run_resumes_replays_continues_or_refuses(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # two whole runs
 def test_a_second_run_continues_the_loop_of_the_first(tmp_path):
-    recipe = _recipe(tmp_path, "{rounds: 1, patience: 2, epsilon: 0, cv_folds: 2}")
+    """Also the cost test's two runs (one pair of whole runs for both): a round of 24
+    samples of ~140 prompt tokens at 100 per million costs about 0.35, so each run stops
+    after one round on `max_cost`, and --continue goes on with a new budget."""
+    recipe = _recipe(
+        tmp_path, "{rounds: 4, patience: 4, epsilon: 0, cv_folds: 2, max_cost: 0.0005}"
+    )
     out, cache = tmp_path / "run", tmp_path / "cache"
+    price = ("--price", "100,100")
     with FaultyOpenAIServer(answer=answer, max_lifetime_s=3000) as server:
         spec = teacher_spec(server)
-        first = synthkd("run", recipe, "--out", out, "--teacher", spec, cache=cache, timeout=T)
+        first = synthkd(
+            "run", recipe, "--out", out, "--teacher", spec, *price, cache=cache, timeout=T
+        )
         assert first.returncode == 0, first.stderr[-3000:]
+        _assert_first_run_cost(out)
         before = _table(out)
         versions_before = len(CorpusStore(out / "corpus").versions())
         state = json.loads((out / "loop_state.json").read_text())
         asked_before = set(server.stats.attempts)
 
         second = synthkd(
-            "run", recipe, "--out", out, "--teacher", spec, "--continue", cache=cache, timeout=T
-        )
+            "run", recipe, "--out", out, "--teacher", spec, *price, "--continue",
+            cache=cache, timeout=T,
+        )  # fmt: skip
         assert second.returncode == 0, second.stderr[-3000:]
         repeated = server.stats.repeated_after_ok()
         asked_after = set(server.stats.attempts) - asked_before
@@ -89,6 +99,9 @@ def test_a_second_run_continues_the_loop_of_the_first(tmp_path):
     assert [r["round"] for r in rows] == [0, 1]
     ids = [r["run_id"] for r in rows]
     assert ids[0] != ids[1]
+    assert rows[1]["teacher_cost"] > 0  # a new budget per run, the total over both
+    total = json.loads((out / "summary.json").read_text())["cost"]
+    assert total["total_cost"] == pytest.approx(rows[0]["teacher_cost"] + rows[1]["teacher_cost"])
 
     # new seeds: the second run asked the teacher for new samples only, each once
     assert asked_after and not repeated
@@ -128,3 +141,20 @@ def test_a_second_run_continues_the_loop_of_the_first(tmp_path):
     plain = synthkd("run", recipe, "--out", out, cache=cache)
     assert plain.returncode == 2
     assert "--continue" in plain.stderr and len(plain.stderr.strip().splitlines()) == 1
+
+
+def _assert_first_run_cost(out: Path) -> None:
+    """The first round spent the budget: the run stopped cleanly and says what it cost."""
+    rows = json.loads((out / "metrics.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 1 and summary["stop_reason"].startswith("cost budget")
+    row = rows[0]
+    expected = (row["teacher_prompt_tokens"] + row["teacher_completion_tokens"]) * 100 / 1e6
+    assert row["teacher_cost"] == pytest.approx(expected) and row["teacher_cost"] > 0.0005
+    assert row["run_cost"] == row["teacher_cost"] and row["run_id"] == summary["run_id"]
+    cost = summary["cost"]
+    assert cost["run_cost"] == cost["total_cost"] == row["teacher_cost"]
+    assert cost["validation"]["real_only"] is not None
+    assert (out / "student").is_dir()
+    report = (out / "report.md").read_text()
+    assert "## Cost" in report and "per point" in report

@@ -7,7 +7,6 @@ fake; the flow, the Delta tables and the students are the real ones.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -120,45 +119,4 @@ def test_max_cost_without_a_price_is_one_line_before_anything(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2400)  # two whole runs
-def test_run_reports_money_stops_at_max_cost_and_continues_from_there(tmp_path):
-    # a round of 24 samples of ~140 prompt tokens at 100 per million costs about 0.35
-    recipe = _with_loop(
-        labelled_recipe(tmp_path),
-        "{rounds: 4, patience: 4, epsilon: 0, cv_folds: 2, max_cost: 0.0005}",
-    )
-    out, cache = tmp_path / "run", tmp_path / "cache"
-    with FaultyOpenAIServer(answer=answer, max_lifetime_s=3000) as server:
-        spec = teacher_spec(server)
-        first = synthkd(
-            "run", recipe, "--out", out, "--teacher", spec, "--price", "100,100", cache=cache,
-            timeout=1200,
-        )  # fmt: skip
-        assert first.returncode == 0, first.stderr[-3000:]
-        rows = json.loads((out / "metrics.json").read_text())
-        summary = json.loads((out / "summary.json").read_text())
-        assert len(rows) == 1, "the first round spent the budget: the run stops cleanly"
-        assert summary["stop_reason"].startswith("cost budget")
-        row = rows[0]
-        expected = (row["teacher_prompt_tokens"] + row["teacher_completion_tokens"]) * 100 / 1e6
-        assert row["teacher_cost"] == pytest.approx(expected) and row["teacher_cost"] > 0.0005
-        assert row["run_cost"] == row["teacher_cost"] and row["run_id"] == summary["run_id"]
-        cost = summary["cost"]
-        assert cost["run_cost"] == cost["total_cost"] == row["teacher_cost"]
-        assert cost["validation"]["real_only"] is not None
-        assert (out / "student").is_dir()
-        report = (out / "report.md").read_text()
-        assert "## Cost" in report and "per point" in report
-
-        # the state it left is resumable: --continue goes on after round 0, new budget
-        again = synthkd(
-            "run", recipe, "--out", out, "--teacher", spec, "--price", "100,100", "--continue",
-            cache=cache, timeout=1200,
-        )  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
-    rows = json.loads((out / "metrics.json").read_text())
-    assert [r["round"] for r in rows] == [0, 1]
-    assert rows[0]["run_id"] != rows[1]["run_id"] and rows[1]["teacher_cost"] > 0
-    total = json.loads((out / "summary.json").read_text())["cost"]
-    assert total["total_cost"] == pytest.approx(rows[0]["teacher_cost"] + rows[1]["teacher_cost"])
+# the two whole runs of a budgeted run and its --continue: tests/test_continue.py
