@@ -36,7 +36,36 @@ def _one_line(text: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point: user errors are one line on stderr and exit code 2."""
+    """Console-script entry point (see `_run`). `synthkd corpus` on an object-store URI ends
+    with `os._exit` once its output is flushed: deltalake's and Arrow's native thread pools
+    can abort the interpreter's teardown after a remote read ("terminate called without an
+    active exception", exit -6; delta-io/delta-rs#2184, apache/arrow#34314), turning a
+    finished command into a crash. Nothing is left to do by then: the command wrote
+    atomically, and these commands start no Prefect run."""
+    args = sys.argv[1:]
+    remote = bool(args) and args[0] == "corpus" and any("://" in a for a in args)
+    try:
+        _run()
+    except SystemExit as done:
+        if not remote:
+            raise
+        code = done.code
+        _exit_now(code if isinstance(code, int) else (0 if code is None else 1))
+    if remote:
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run() -> None:
+    """User errors are one line on stderr and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     # at exit, spare the interpreter its last full garbage collection over everything a
