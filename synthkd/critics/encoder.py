@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from synthkd.assets import cache_dir, minilm_dir
-from synthkd.data.onnx import export_onnx
+from synthkd.data.onnx import cpu_session, export_onnx
 from synthkd.errors import SynthkdError
 
 BACKENDS = ("onnx-int8", "torch")
@@ -130,16 +130,8 @@ class SentenceEncoder:
         return _pooled_module(model)
 
     def _onnx_session(self):
-        import onnxruntime as ort
-
         model_file = onnx_int8_model(self.model_dir, self.tokenizer, self._torch_model().encoder)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = available_cpus()
-        options.log_severity_level = 3
-        # no busy-waiting between ops: on a shared machine spinning threads burn the CPU
-        # other processes (and this one's tokenizer) need
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        return cpu_session(model_file, available_cpus())  # the students' session options
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._session is not None:
