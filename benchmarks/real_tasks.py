@@ -235,6 +235,27 @@ def _corpus_rows(run_dir: Path) -> list[dict]:
     return [r for r in rows if r.get("accepted") is not False]
 
 
+def _run_pool(run_dir: Path) -> dict | None:
+    """What the run's unlabelled pool added, from its metrics.json (None: no pool)."""
+    path = run_dir / "metrics.json"  # a list of round rows, newest last
+    rows = json.loads(path.read_text()) if path.exists() else []
+    pool = next((r["unlabelled_pool"] for r in reversed(rows) if r.get("unlabelled_pool")), None)
+    if not pool:
+        return None
+    teacher = pool.get("teacher") or {}
+    return {
+        "texts": pool.get("pool_texts"),
+        "labelled": pool.get("candidates"),
+        "per_label": pool.get("per_label"),
+        "joined": pool.get("joined"),
+        "cv_before": pool.get("cv_before"),
+        "cv_after": pool.get("cv_after"),
+        "metric": pool.get("metric"),
+        "teacher_used": teacher.get("used"),
+        "teacher_accuracy": teacher.get("accuracy"),
+    }
+
+
 def evaluate_task(task: str, args) -> dict:
     from synthkd.critics.evidence import EmbeddingCache, label_evidence
     from synthkd.critics.pool import label_pool
@@ -290,6 +311,7 @@ def evaluate_task(task: str, args) -> dict:
             **_scores(student.labels, truth, student.predict_proba(test_texts)),
             "mode": "synthkd run",
         }
+        out["pool"] = _run_pool(run_dir)
     else:
         _synthkd("generate", str(recipe), "--n", str(args.n), "--out", str(run_dir))
         records = _corpus_rows(run_dir)
@@ -426,6 +448,13 @@ def main() -> None:
             for name in ("teacher", "real_only", "ceiling", "student", "student_with_pool")
             if name in row
         ]
+        pool = row.get("pool")
+        if pool:
+            cells.append(
+                f"pool {pool['labelled']}/{pool['texts']} "
+                f"{'joined' if pool['joined'] else 'left out'} "
+                f"(CV {pool['cv_before']} -> {pool['cv_after']})"
+            )
         print(f"{task}: " + "  ".join(cells), flush=True)
     print(json.dumps({"benchmark": "real_tasks", "results": results}, sort_keys=True))
 

@@ -280,3 +280,73 @@ def test_no_usable_labels_is_an_error_naming_why():
     ):
         train_critic(dropped, CriticConfig(), Path("/nonexistent/never-written"))
     assert not Path("/nonexistent").exists()
+
+
+def test_the_critic_learns_from_the_label_evidence(tmp_path):
+    """A labelled run folder: the label evidence overrules wrong asked-for labels, and the
+    critic then trains on those (as negatives) and on confirmed records (as positives)."""
+    import json
+
+    from synthkd import stages
+    from tests.fixtures.fake_teacher import LABELS, labelled_recipe
+
+    recipe = labelled_recipe(tmp_path, student="linear")
+    ctx = stages.open_context(recipe, tmp_path / "run")
+    other = {"sport": "tech", "tech": "sport"}
+    items = [item for item in news() if item["label"] in LABELS][:36]
+    wrong = {n for n in range(len(items)) if n % 4 == 0}
+    rows = [
+        labelled(item["text"], other[item["label"]] if n in wrong else item["label"], f"e-{n}")
+        for n, item in enumerate(items)
+    ]
+    run = ctx.stores()
+    run.corpus.append(rows, "round 0: generation")
+    evidence = stages.label_round(ctx, 0)
+    overruled = evidence["relabelled"] + evidence["rejected"]
+    assert overruled >= len(wrong) // 2, evidence
+
+    pool_text = "The striker scored twice as the home side won the derby on Sunday."
+    pool = {
+        **labelled(pool_text, "sport", "pool-0"),
+        "soft_labels": json.dumps({"sport": 0.95, "tech": 0.05}),
+        "meta": json.dumps({"source": "unlabelled_pool"}),
+    }
+    run.corpus.append([pool], "unlabelled pool")  # the user's texts: not teacher output
+
+    labels = stages.critic_labels(ctx, run.corpus.read())
+    assert pool_text not in {lab.row["text"] for lab in labels.labels}
+    counts = labels.counts()
+    assert counts["auto"] == {"accept": 10, "reject": 10}  # the seeds and their corruptions
+    # every asked-for label the evidence overruled is a negative, with the label asked for
+    negatives = {(lab.row["text"], lab.row["label"]) for lab in labels.labels if not lab.accept}
+    asked = {(row["text"], row["label"]) for row in rows}
+    evidence_negatives = {
+        (lab.row["text"], lab.row["label"])
+        for lab in labels.labels
+        if lab.source == "evidence" and not lab.accept
+    }
+    assert counts["evidence"]["reject"] == len(evidence_negatives) == overruled
+    assert evidence_negatives <= asked & negatives
+    # confirmed positives: corpus records whose agreed distribution backs their label
+    kept = [r for r in run.corpus.read().to_pylist() if r["text"] != pool_text]
+    confirmed = [r for r in kept if json.loads(r["soft_labels"])[r["label"]] >= 0.7]
+    assert counts["evidence"]["accept"] == min(len(confirmed), 30) > 0  # cap: 3 x 10 seeds
+
+    critic = stages.fit_critic(ctx)
+    sources = critic.metrics["label_sources"]
+    assert sources == {
+        "seed_positives": 10,
+        "corruption_negatives": 10,
+        "evidence_positives": counts["evidence"]["accept"],
+        "evidence_negatives": overruled,
+    }
+    card = (tmp_path / "run" / "critic" / "README.md").read_text()
+    assert f"{overruled} asked-for labels it overruled" in card
+    from synthkd.flows.report_choices import critic_sources  # the run report's line
+
+    (line,) = critic_sources(tmp_path / "run")
+    assert "10 seed positives, 10 corruption negatives" in line
+    assert f"{overruled} evidence negatives" in line
+
+    ctx.recipe.critic.evidence_labels = False  # the old way: seeds and corruptions only
+    assert set(stages.critic_labels(ctx, run.corpus.read()).counts()) == {"auto"}

@@ -42,6 +42,9 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
     ]
     for source, counts in sorted(critic.label_counts.items()):
         lines.append(f"| {source} | {counts['accept']} | {counts['reject']} |")
+    sources = m.get("label_sources") or {}
+    if sources.get("evidence_positives") or sources.get("evidence_negatives"):
+        lines += ["", sources_sentence(sources)]
     dropped = m.get("dropped_labels") or {}
     if dropped:
         lines += [
@@ -95,6 +98,16 @@ def write_card(path: Path, critic: Any, selection: str) -> None:
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def sources_sentence(sources: dict[str, int]) -> str:
+    """One line: what the critic learned from (seeds, corruptions, label evidence)."""
+    return (
+        f"Trained on {sources.get('seed_positives', 0)} seed positives, "
+        f"{sources.get('corruption_negatives', 0)} corruption negatives, "
+        f"{sources.get('evidence_positives', 0)} records the label evidence confirmed and "
+        f"{sources.get('evidence_negatives', 0)} asked-for labels it overruled."
+    )
 
 
 def _method(critic: Any) -> str:

@@ -89,6 +89,15 @@ class CriticConfig(Settings):
         },
     )
 
+    evidence_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "Labelled recipes without labels_file or judge: the critic also learns "
+            "from the label evidence (generated records it confirmed as acceptable, asked-for "
+            "labels it overruled as not), beside the seeds and their corruptions."
+        },
+    )
+
     def __post_init__(self) -> None:
         if self.min_chars > self.max_chars:
             raise ValueError(

@@ -1,6 +1,7 @@
-"""Where acceptability labels come from: a human label file, or automatic labels
-(gold seeds as positives, corrupted seeds as negatives). The LLM judge is in judge.py and
-the terminal annotation loop in annotate.py; all of them produce a `LabelSet`.
+"""Where acceptability labels come from: a human label file, automatic labels (gold seeds
+as positives, corrupted seeds as negatives), or the label evidence (generated records it
+confirmed as positives, asked-for labels it contradicted as negatives). The LLM judge is in
+judge.py and the terminal annotation loop in annotate.py; all of them produce a `LabelSet`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from synthkd.data import RELATION_PHRASES, read_rows
 from synthkd.data.schemas import CONTENT_FIELDS, IDENTITY_FIELDS, record_id
 from synthkd.errors import SynthkdError
 
-SOURCES = ("human", "judge", "auto")
+SOURCES = ("human", "judge", "auto", "evidence")
+"""Label sources, most trusted first: on the same record the earlier one wins."""
 
 
 @dataclass
@@ -31,7 +33,7 @@ class CriticLabel:
     """The record (at least its content fields; an `id` when it came from a corpus)."""
     accept: int
     source: str
-    """"human", "judge" or "auto"."""
+    """"human", "judge", "auto" (seeds and their corruptions) or "evidence"."""
     rationale: str | None = None
     """The judge's reason, or which corruption made an automatic negative."""
 
@@ -201,6 +203,45 @@ def auto_labels(
         digest = hashlib.sha256(repr(_full_key(row)).encode("utf-8")).hexdigest()[:32]
         negative = {"id": f"corrupt-{digest}", "kind": kind, **row}
         result.labels.append(CriticLabel(negative, 0, "auto", why))
+    return result
+
+
+def evidence_labels(
+    confirmed: Iterable[Mapping[str, Any]],
+    contradicted: Iterable[Mapping[str, Any]],
+    *,
+    cap: int | None = None,
+    seed: int = 0,
+) -> LabelSet:
+    """Labelled-record critic labels from the label evidence (source "evidence").
+
+    `confirmed`: generated records whose label the evidence confirmed (acceptable);
+    `contradicted`: generated texts with the label they were asked for and the evidence
+    overruled (relabelled or rejected; that text with that label is a bad record). Each
+    side keeps at most `cap` records, sampled with `seed`, so the teacher's texts cannot
+    swamp the user's seeds; a record on both sides counts as contradicted.
+    """
+    rng = np.random.default_rng(seed)
+
+    def unique(rows: Iterable[Mapping[str, Any]]) -> dict[str, Row]:
+        out: dict[str, Row] = {}
+        for row in rows:
+            content = {"text": row.get("text"), "label": row.get("label")}
+            if isinstance(content["text"], str) and isinstance(content["label"], str):
+                out.setdefault(record_id("labelled", content), content)
+        return out
+
+    bad = unique(contradicted)
+    good = {rid: row for rid, row in unique(confirmed).items() if rid not in bad}
+    result = LabelSet()
+    for accept, side, why in ((1, good, "evidence: confirmed"), (0, bad, "evidence: contradicted")):
+        ids = sorted(side)
+        if cap is not None and len(ids) > cap:
+            result.dropped[f"evidence: over the cap ({why.split(': ')[1]})"] += len(ids) - cap
+            ids = sorted(rng.choice(ids, size=cap, replace=False).tolist())
+        for rid in ids:
+            row = {"id": rid, "kind": "labelled", **side[rid]}
+            result.labels.append(CriticLabel(row, accept, "evidence", why))
     return result
 
 

@@ -47,6 +47,25 @@ def _deduplicated(labels: list[CriticLabel]) -> list[CriticLabel]:
     return list(best.values())
 
 
+def label_sources(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """The critic's training labels by where they came from (for its card and the report)."""
+
+    def n(source: str, side: str) -> int:
+        return int(counts.get(source, {}).get(side, 0))
+
+    out = {
+        "seed_positives": n("auto", "accept"),
+        "corruption_negatives": n("auto", "reject"),
+        "evidence_positives": n("evidence", "accept"),
+        "evidence_negatives": n("evidence", "reject"),
+    }
+    for source in ("human", "judge"):
+        if source in counts:
+            out[f"{source}_positives"] = n(source, "accept")
+            out[f"{source}_negatives"] = n(source, "reject")
+    return out
+
+
 def check_labels(labels: LabelSet) -> tuple[list[CriticLabel], np.ndarray]:
     """The usable labels and their 0/1 vector; SynthkdError for one class or too few."""
     usable = _deduplicated(labels.labels)
@@ -172,6 +191,7 @@ def train_critic(
         "target_met": cut.met,
         "feature_view": critic.head.view if critic.head is not None else "cross-encoder",
         "cross_validated_roc_auc_by_view": view_auc,
+        "label_sources": label_sources(critic.label_counts),
         "dropped_labels": dict(labels.dropped),
     }
     _save(critic, out_dir, usable, y, held, held_scores, selection_scores, selection_y, cut)

@@ -115,6 +115,10 @@ def build_card(
     sections.append(
         _table(["backend", "model", "rows"], [(b, m, n) for (b, m), n in _counted(teachers)])
     )
+    if "meta" in corpus.column_names:  # where records came from: teacher, unlabelled pool
+        sources = [_source(m) for m in corpus.column("meta").to_pylist()]
+        sections += ["", "### Sources", ""]
+        sections.append(_table(["meta.source", "rows"], _counted(sources)))
     sections += ["", "### Prompt templates", ""]
     templates = corpus.column("template_hash").to_pylist()
     sections.append(_table(["template hash", "rows"], _counted(templates)))
@@ -173,6 +177,15 @@ def build_card(
     ]
     content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(sections)
     return DatasetCard(content)
+
+
+def _source(meta: str | None) -> str:
+    """A record's `meta.source` ("unlabelled_pool", ...); "teacher" when it names none."""
+    try:
+        found = json.loads(meta).get("source") if meta else None
+    except (TypeError, ValueError, AttributeError):
+        found = None
+    return str(found) if found else "teacher"
 
 
 def _compact(sampling: str) -> str:

@@ -28,6 +28,7 @@ from synthkd.flows.steps import (
     fit_student,
     generate_round,
     label_round,
+    pool_round,
     real_only_rival,
     score_corpus,
     score_test,
@@ -141,6 +142,10 @@ def distill(
         evidence = label_round.submit(ident, r).result() if classifier else None
         if evidence:
             stage_seconds["label evidence"] = evidence["seconds"]
+        # issue 13: the recipe's unlabelled pool joins the run's first round (before the critic)
+        pool = pool_round.submit(ident, r).result() if r == start.first_round else None
+        if pool:
+            stage_seconds["unlabelled pool"] = pool["seconds"]
         scored = None
         if stages.has_label_source(ctx):
             if critic is None:
@@ -164,6 +169,7 @@ def distill(
                 **({"label_disagreement": evidence["rejected"]} if evidence else {}),
             },
             "label_evidence": evidence,
+            **({"unlabelled_pool": pool} if pool else {}),
             "critic_accepted": scored["accepted"] if scored else None,
             "corpus_rows": scored["scored"] if scored else None,
             "teacher_requests": gen.get("teacher_requests"),

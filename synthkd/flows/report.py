@@ -203,6 +203,7 @@ def write_report(
     parts.extend(_test_section(summary))
     parts.extend(_evidence_section(rounds))
     parts.extend(choices.decisions_section(rounds))
+    parts.extend(choices.pool_section(rounds))  # issue 13: the unlabelled pool
     parts.extend(_stage_section(rounds))
     parts.extend(_cost_section(rounds, summary))  # issue 16
     ablations = summary.get("ablations") or {}
@@ -226,6 +227,8 @@ def write_report(
     ):
         if (run_dir / rel).exists():
             parts.append(f"\n## {title}\n\n![{title}]({rel})\n")
+            if rel.startswith("critic/"):
+                parts.extend(choices.critic_sources(run_dir))
 
     return write_atomic(run_dir / "report.md", "".join(parts))
 

@@ -16,6 +16,29 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def critic_sources(run_dir: Path) -> list[str]:
+    """One line: how many critic labels came from the seeds, their corruptions and the
+    label evidence (read from the critic's critic.json; nothing when it has no counts)."""
+    import json
+
+    try:
+        meta = json.loads((run_dir / "critic" / "critic.json").read_text())
+    except (OSError, ValueError):
+        return []
+    sources = (meta.get("metrics") or {}).get("label_sources") or {}
+    if not sources:
+        return []
+    names = {
+        "seed_positives": "seed positives",
+        "corruption_negatives": "corruption negatives",
+        "evidence_positives": "evidence positives (generated records the label evidence confirmed)",
+        "evidence_negatives": "evidence negatives (asked-for labels it overruled)",
+    }
+    parts = [f"{sources[key]} {name}" for key, name in names.items() if key in sources]
+    parts += [f"{v} {k.replace('_', ' ')}" for k, v in sources.items() if k not in names]
+    return [f"\nCritic trained on: {', '.join(parts)}.\n"]
+
+
 def decisions_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
     """Per round: did its records join (CV before/after), and which critic cut was chosen."""
     decided = [r for r in rounds if r.get("decision")]
@@ -43,6 +66,37 @@ def decisions_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
             f"| {fmt(cut.get('no_cut'))} | {fmt(cut.get('best'))} |\n"
         )
     return rows
+
+
+def pool_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per round that labelled the recipe's unlabelled pool: what it added."""
+    lines = []
+    for r in rounds:
+        pool = r.get("unlabelled_pool")
+        if not pool:
+            continue
+        per_label = ", ".join(f"{k} {v}" for k, v in (pool.get("per_label") or {}).items())
+        teacher = pool.get("teacher") or {}
+        voted = (
+            f"teacher voted (accuracy {fmt(teacher.get('accuracy'))} on the real examples)"
+            if teacher.get("used")
+            else f"classifier alone ({teacher.get('why') or 'no teacher'})"
+        )
+        if pool.get("cv_before") is None:
+            verdict = f"left out ({pool.get('why') or 'nothing labelled confidently'})"
+        else:
+            metric = "−log loss" if pool.get("metric") == "log_loss" else pool.get("metric")
+            metric += " (higher is better)"
+            verdict = f"CV {metric} {fmt(pool['cv_before'])} -> {fmt(pool['cv_after'])}: " + (
+                "joined" if pool.get("joined") else "left out (the CV dropped)"
+            )
+        lines.append(
+            f"\nUnlabelled pool (round {r['round']}): {pool['pool_texts']} texts, "
+            f"{pool.get('candidates', 0)} labelled"
+            + (f" ({per_label})" if per_label else "")
+            + f", {voted}; {verdict}.\n"
+        )
+    return lines
 
 
 def speed_points(summary: dict[str, Any]) -> list[dict[str, Any]]:

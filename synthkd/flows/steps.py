@@ -79,6 +79,15 @@ def label_round(ident: Identity, round: int) -> dict | None:
     return stages.label_round(stages.context_from(ident), round)
 
 
+@task(name="unlabelled-pool", **CACHED)
+def pool_round(ident: Identity, round: int) -> dict | None:
+    """The recipe's unlabelled pool, labelled by self-training; joins ROUND if CV holds."""
+    ctx = stages.context_from(ident)
+    if ctx.inputs.unlabelled:
+        emit("critic", round=round, action="label the unlabelled pool")
+    return stages.pool_round(ctx, round)
+
+
 @task(name="train-critic", **CACHED)
 def fit_critic(ident: Identity) -> dict:
     """Train the critic once per run (labels file, LLM judge, or the real examples)."""
@@ -91,6 +100,7 @@ def fit_critic(ident: Identity) -> dict:
         "threshold": critic.threshold,
         "version": critic.version,
         "metrics": critic.metrics,
+        "label_sources": critic.metrics.get("label_sources"),
         "seconds": round_(time.perf_counter() - started),
     }
 

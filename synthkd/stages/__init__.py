@@ -18,6 +18,8 @@ and student whichever way it is run. See docs/architecture.md.
 - `label_round`: labels from evidence (relabel, or reject with `label_disagreement`).
   It, `generate_round`, `filter_round` and `score_round` split their work over a Dask
   cluster's workers when one runs them (`stages/scale.py`).
+- `pool_round`: the recipe's `unlabelled:` texts labelled by self-training (classifier +
+  teacher agree), joining the first round only if CV does not drop.
 - `real_only_rival`, `score_test`: the student on the user's real examples only (the
   honest rival, chosen by CV), and the untouched `test:` figure.
 - `open_teacher`, `teacher_request`, `local_model`: a teacher asked directly.
@@ -76,6 +78,7 @@ from synthkd.stages.evaluate import (
 from synthkd.stages.evidence import real_examples, shared_embeddings
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
+from synthkd.stages.pool import pool_round
 from synthkd.stages.rivals import real_only_rival, score_test
 from synthkd.stages.scale import label_round, score_round  # partitioned on a Dask cluster
 from synthkd.stages.student import (
@@ -130,6 +133,7 @@ __all__ = [
     "open_context",
     "open_teacher",
     "parse_price",
+    "pool_round",
     "real_examples",
     "real_only_rival",
     "remember",

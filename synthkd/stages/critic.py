@@ -1,5 +1,6 @@
-"""The critic: its labels (a file, an LLM judge, or the recipe's real examples), training
-and scoring. `synthkd critic train|score` and the flow's tasks both come through here."""
+"""The critic: its labels (a file, an LLM judge, or the recipe's real examples plus what the
+label evidence confirmed and overruled), training and scoring. `synthkd critic train|score`
+and the flow's tasks both come through here."""
 
 from __future__ import annotations
 
@@ -58,6 +59,86 @@ def _real_seed_rows(ctx: RunContext) -> list[dict[str, Any]]:
     return seeds_from_file(task.seed_kg, "document_kg")
 
 
+EVIDENCE_CONFIDENCE = 0.7
+"""Agreed probability of a record's own label (its `soft_labels`) for the critic to learn
+it as a confirmed, acceptable record."""
+EVIDENCE_CAP = 3
+"""Evidence positives (and negatives) at most this many times the seeds: the user's real
+examples keep their say."""
+
+
+def _relabelled_away(store: Any) -> list[dict[str, Any]]:
+    """Rows the label evidence deleted from the corpus (relabelled or rejected), with the
+    label they were asked for: read from the versions before its deletes."""
+    rows: list[dict[str, Any]] = []
+    try:
+        history = store.versions()
+        for entry in history:
+            if not entry.message.startswith("label evidence") or entry.version == 0:
+                continue
+            after = store.ids(entry.version)
+            before = store.read(entry.version - 1, ["id", "text", "label"]).to_pylist()
+            rows += [row for row in before if row["id"] not in after]
+    except Exception:  # an old version vacuumed away: the rejects table still has most
+        return rows
+    return rows
+
+
+def _existing_run(ctx: RunContext) -> Any:
+    """The run folder's tables when they exist (None: no run yet; nothing is created, so
+    `synthkd critic train` on another corpus leaves the recipe's folder alone)."""
+    from synthkd.data import RunStore
+
+    if ctx.folder is not None and ctx.folder.remote:
+        root, options = ctx.folder.uri, ctx.folder.options
+    else:
+        root, options = ctx.run_dir, None
+    try:
+        return RunStore.open(root, options)
+    except SynthkdError:
+        return None
+
+
+def evidence_rows(ctx: RunContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(confirmed, contradicted) generated records from the label evidence so far, read
+    from the run folder's corpus and rejects.
+
+    Confirmed: generated corpus records whose agreed distribution (`soft_labels`, written by
+    the evidence) gives their own label at least EVIDENCE_CONFIDENCE and the most (not the
+    unlabelled pool's records: those are the user's texts). Contradicted:
+    rejects with reason `label_disagreement` and the asked-for labels of relabelled
+    records, each with the label that was asked for.
+    """
+    import json
+
+    from synthkd.critics.evidence_result import REASON
+    from synthkd.critics.pool import SOURCE as POOL_SOURCE
+
+    run = _existing_run(ctx)
+    if run is None:
+        return [], []
+    confirmed = []
+    for row in run.corpus.read(columns=["text", "label", "soft_labels", "meta"]).to_pylist():
+        try:
+            dist = json.loads(row["soft_labels"]) if row["soft_labels"] else None
+            meta = json.loads(row["meta"]) if row["meta"] else {}
+        except ValueError:
+            dist, meta = None, {}
+        if not isinstance(dist, dict) or not dist:
+            continue
+        if isinstance(meta, dict) and meta.get("source") == POOL_SOURCE:
+            continue  # the user's unlabelled texts, labelled by self-training: not generated
+        p = float(dist.get(row["label"]) or 0.0)
+        if p >= EVIDENCE_CONFIDENCE and p >= max(float(v) for v in dist.values()):
+            confirmed.append(row)
+    contradicted = []
+    if run.rejects is not None:
+        rejects = run.rejects.read(columns=["text", "label", "reason"]).to_pylist()
+        contradicted = [row for row in rejects if row["reason"] == REASON]
+    contradicted += _relabelled_away(run.corpus)
+    return confirmed, contradicted
+
+
 def judge(spec: str, rows: Any, rubric: str | None, n: int, seed: int) -> Any:
     """Labels from an LLM judge: chat messages to chat teachers; the teacher is closed after."""
     from synthkd.critics import JUDGE_SAMPLING, judge_labels_async
@@ -93,8 +174,10 @@ def critic_labels(
     judge_n: int = JUDGE_N,
     seed: int | None = None,
 ) -> Any:
-    """The critic's `LabelSet`: a labels file and/or a judge, else the recipe's real examples."""
-    from synthkd.critics import LabelSet, auto_labels, labels_from_file
+    """The critic's `LabelSet`: a labels file and/or a judge, else the recipe's real examples
+    (seeds and their corruptions) and, for labelled recipes with `critic.evidence_labels`,
+    what the label evidence of the rounds so far confirmed and contradicted."""
+    from synthkd.critics import LabelSet, auto_labels, evidence_labels, labels_from_file
 
     config = ctx.recipe.critic
     seed = ctx.seed if seed is None else seed
@@ -107,6 +190,12 @@ def critic_labels(
         found = found + judge(judge_spec, rows, config.judge_rubric, judge_n, seed)
     if not labels_file and not judge_spec:
         found = auto_labels(_real_seed_rows(ctx), labels=ctx.labels, seed=seed)
+        if ctx.task_kind == "labelled" and config.evidence_labels:
+            seeds = sum(label.accept for label in found.labels)
+            confirmed, contradicted = evidence_rows(ctx)
+            found = found + evidence_labels(
+                confirmed, contradicted, cap=EVIDENCE_CAP * seeds, seed=seed
+            )
     return found
 
 

@@ -89,6 +89,13 @@ class LabelledTaskConfig(Settings):
     unlabelled_text_column: str = field(
         default="text", metadata={"help": "Text column of `unlabelled`."}
     )
+    unlabelled_max: Annotated[int, Field(ge=0, le=1_000_000)] = field(
+        default=1000,
+        metadata={
+            "help": "At most this many `unlabelled` texts are labelled by self-training "
+            "(sampled with the recipe's seed when the pool is larger); 0: no cap."
+        },
+    )
     text_column: str = field(
         default="text", metadata={"help": "Text column of seeds, validation and test."}
     )
