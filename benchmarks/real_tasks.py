@@ -312,6 +312,10 @@ def evaluate_task(task: str, args) -> dict:
             "mode": "synthkd run",
         }
         out["pool"] = _run_pool(run_dir)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        shipped = summary.get("shipped") or {}
+        out["shipped"] = shipped.get("which") if isinstance(shipped, dict) else shipped
+        out["run_test"] = (summary.get("test") or {}).get("models")
     else:
         _synthkd("generate", str(recipe), "--n", str(args.n), "--out", str(run_dir))
         records = _corpus_rows(run_dir)

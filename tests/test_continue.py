@@ -19,15 +19,14 @@ from synthkd.data import CorpusStore
 from synthkd.errors import SynthkdError
 from synthkd.stages import finish_run, open_context, save_round, start_run
 from tests.fakes.openai_server import FaultyOpenAIServer
-from tests.fixtures.fake_teacher import answer, labelled_recipe, synthkd, teacher_spec
+from tests.fixtures.fake_teacher import answer, labelled_recipe, set_loop, synthkd, teacher_spec
 
 T = 1200  # seconds a run may take on a busy 2-core machine
 
 
 def _recipe(folder: Path, loop: str) -> Path:
     recipe = labelled_recipe(folder, per_label=8)
-    recipe.write_text(recipe.read_text().replace("loop: {rounds: 1, patience: 1}", f"loop: {loop}"))
-    return recipe
+    return set_loop(recipe, loop)
 
 
 def _table(run: Path, name: str = "corpus"):

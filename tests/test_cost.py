@@ -16,7 +16,7 @@ from synthkd.errors import SynthkdError
 from synthkd.stages import budget_stop, cost_section, cost_summary, parse_price
 from synthkd.stages.cost import Price, money
 from tests.fakes.openai_server import FaultyOpenAIServer
-from tests.fixtures.fake_teacher import answer, labelled_recipe, synthkd, teacher_spec
+from tests.fixtures.fake_teacher import answer, labelled_recipe, set_loop, synthkd, teacher_spec
 
 PRICE = "0.15,0.60"
 
@@ -26,9 +26,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _with_loop(recipe: Path, loop: str) -> Path:
-    text = recipe.read_text().replace("loop: {rounds: 1, patience: 1}", f"loop: {loop}")
-    recipe.write_text(text)
-    return recipe
+    return set_loop(recipe, loop)
 
 
 def test_prices_are_per_million_tokens_and_a_mix_is_charged_at_its_highest():

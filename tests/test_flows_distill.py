@@ -111,6 +111,14 @@ def test_run_writes_the_run_folder_a_user_expects(reference_run):
     assert (student / "int8" / "model.onnx").exists()
     assert serving["val_accuracy"] > 0.3 and serving["examples_per_s"] > 0
     assert "int8 ONNX export" in report and "int8 ONNX export" in result.stdout
+    # where the time went: every round's stages, then the end of the run's (issue 17)
+    assert all(
+        r["stage_seconds"]["generate"] > 0 and r["stage_seconds"]["student"] >= 0 for r in rounds
+    )
+    finish = json.loads((out / "summary.json").read_text())["finish_seconds"]
+    stages = {"real-examples-only rival", "export int8", "export static", "teacher baseline"}
+    assert stages <= set(finish) and all(finish[s] > 0 for s in stages), finish
+    assert "Time per stage (seconds)" in report and "After the last round: " in report
 
 
 def test_predict_with_the_distilled_student(reference_run, tmp_path):

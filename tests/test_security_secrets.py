@@ -84,7 +84,7 @@ def recipe(tmp_path: Path, base_url: str, env_name: str) -> Path:
             "max_retries": 1,
         },
         "student": {"kind": "linear", "epochs": 1},
-        "loop": {"rounds": 1},
+        "loop": {"rounds": 1, "rival_students": ["frozen", "linear"]},
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

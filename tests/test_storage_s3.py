@@ -24,7 +24,14 @@ import pytest
 from synthkd.data import CorpusStore, RunFolder
 from tests.fakes import FaultyOpenAIServer
 from tests.fixtures.data_corpus import build_run
-from tests.fixtures.fake_teacher import ROOT, answer, labelled_recipe, synthkd, teacher_spec
+from tests.fixtures.fake_teacher import (
+    ROOT,
+    answer,
+    labelled_recipe,
+    set_loop,
+    synthkd,
+    teacher_spec,
+)
 
 pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -196,8 +203,7 @@ def _stop_orphans(home: Path) -> None:
 @pytest.mark.timeout(2400)  # two whole runs (the killed one and its resumption)
 def test_run_on_s3_survives_a_kill_and_resumes_from_the_store_alone(s3, tmp_path):
     recipe = labelled_recipe(tmp_path, per_label=8)
-    text = recipe.read_text().replace("loop: {rounds: 1, patience: 1}", "loop: {patience: 5}")
-    recipe.write_text(text)
+    set_loop(recipe, "{patience: 5}")
     uri = "s3://synthkd/runs/news"
     cache = tmp_path / "cache"
     folder = RunFolder.open(uri)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from prefect import flow
 from synthkd import stages
 from synthkd.flows import report as reporting
 from synthkd.flows.events import emit
+from synthkd.flows.shipping import choose_shipped
 from synthkd.flows.steps import (
     decide_round,
     export_serving_copy,
@@ -246,13 +249,17 @@ def distill(
         "rounds": len(history),
         "stop_reason": stop_reason,
     }
+    finish: dict[str, float] = {}  # issue 17: where the end of the run's time goes
     if classifier and best_round is not None:
-        summary.update(_finish_classifier(ctx, students, best_round, use_cut))
-        summary["teacher"] = teacher_baseline.submit(ident, teacher_baseline_limit).result()
+        summary.update(_finish_classifier(ctx, students, best_round, use_cut, finish))
+        with _timed(finish, "teacher baseline"):
+            summary["teacher"] = teacher_baseline.submit(ident, teacher_baseline_limit).result()
     elif triples and triples.best_round is not None:
-        summary.update(triples.finish())
+        with _timed(finish, "student, teacher on held-out gold"):
+            summary.update(triples.finish())
     else:
         summary["student"] = NO_STUDENT
+    summary["finish_seconds"] = {k: round(v, 1) for k, v in finish.items()}
     summary["run_id"] = start.run_id
     summary["cost"] = stages.cost_summary(history, summary, prices, start.run_id)
     kept = students.get(best_round) if classifier else None
@@ -284,8 +291,20 @@ def _round_student(
     return student, decision
 
 
-def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> dict:
-    """Keep the best student; check the critic's cut against training without it."""
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def _finish_classifier(
+    ctx, students: dict, best_round: int, use_cut: bool, seconds: dict[str, float]
+) -> dict:
+    """Keep the best student; check the critic's cut against training without it.
+    SECONDS gets the time of each stage of this end of the run."""
     ident, run_dir = ctx.identity(), ctx.run_dir
     best = students[best_round]
     chosen, cut_kept, ablations = best, None, {}
@@ -302,7 +321,8 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
         cut_kept = cv["chosen"]
     elif use_cut:
         emit("student", action="ablation without the critic's cut")
-        uncut = fit_student.submit(ident, best_round, False, "student-no-cut").result()
+        with _timed(seconds, "ablation without the cut"):
+            uncut = fit_student.submit(ident, best_round, False, "student-no-cut").result()
         ablations["with the critic's cut"] = {k: best[k] for k in ("val_accuracy", "val_macro_f1")}
         ablations["without the critic's cut"] = {
             k: uncut[k] for k in ("val_accuracy", "val_macro_f1")
@@ -312,12 +332,12 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
             chosen = uncut
     chosen_cut = chosen.get("cut", use_cut) if chosen is best else False
     rounds, threshold = chosen.get("rounds"), chosen.get("threshold") if chosen_cut else None
-    rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
-    loop_score = chosen["val_accuracy"]
-    better = bool(rival) and rival["cv_accuracy"] > loop_score
-    ship_rival = better and ctx.recipe.loop.ship_real_only
-    shipped_from = rival["path"] if ship_rival else chosen["path"]
-    stages.install_student(shipped_from, run_dir / "student")
+    with _timed(seconds, "real-examples-only rival"):
+        rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
+    loop = ctx.recipe.loop
+    pick = choose_shipped(chosen, rival, loop.ship_real_only, loop.epsilon)
+    ship_rival = pick["from"] != "loop"
+    stages.install_student(pick["path"], run_dir / "student")
     png = Path(chosen["path"]) / "confusion_matrix.png"
     if png.exists() and not ship_rival:
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
@@ -325,16 +345,18 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     serving = static = None
     if kind == "minilm" and not ship_rival:  # the linear student is its own fastest form
         student_dir = str(run_dir / "student")
-        copy = export_serving_copy.submit(
-            ident, student_dir, best_round, chosen_cut, "int8", rounds, threshold
-        ).result()
+        with _timed(seconds, "export int8"):
+            copy = export_serving_copy.submit(
+                ident, student_dir, best_round, chosen_cut, "int8", rounds, threshold
+            ).result()
         serving = {
             "name": f"{copy['format']} ONNX export, student/{Path(copy['path']).name}",
             **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
         }
-        copy = export_serving_copy.submit(
-            ident, student_dir, best_round, chosen_cut, "static", rounds, threshold
-        ).result()
+        with _timed(seconds, "export static"):
+            copy = export_serving_copy.submit(
+                ident, student_dir, best_round, chosen_cut, "static", rounds, threshold
+            ).result()
         static = {
             "name": "static embeddings + linear head, student/static",
             **{k: copy[k] for k in ("val_accuracy", "val_macro_f1", "examples_per_s")},
@@ -346,30 +368,16 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
     models["loop student (corpus + real)"] = chosen["path"]
     if rival:
         models[rival["name"]] = rival["path"]
-    shipped = {
-        "which": rival["name"] if ship_rival else "the loop's student (corpus + your examples)",
-        "why": (
-            f"its cross-validated accuracy on your {rival['real_examples']} real examples, "
-            f"{rival['cv_accuracy']:.3f}, is above the loop student's validation accuracy "
-            f"{loop_score:.3f}"
-            if ship_rival
-            else f"loop.ship_real_only is off, though the real-examples-only student's "
-            f"cross-validated accuracy ({rival['cv_accuracy']:.3f}) is above its validation "
-            f"accuracy {loop_score:.3f}"
-            if better
-            else f"its validation accuracy {loop_score:.3f} is at least the cross-validated "
-            f"accuracy of the real-examples-only student ({rival['cv_accuracy']:.3f})"
-            if rival
-            else "no real-examples-only rival: an annotate recipe, or under two real examples per label"
-        ),
-    }
+        if rival.get("cv_best"):
+            models[rival["cv_best"]["name"]] = rival["cv_best"]["path"]
+    shipped = {"which": pick["which"], "why": pick["why"]}
     result = {
         "best_round": best_round,
         "loop_student_accuracy": chosen["val_accuracy"],  # issue 16: cost per point
-        "student_accuracy": rival["cv_accuracy"] if ship_rival else chosen["val_accuracy"],
-        "student_macro_f1": rival["cv_macro_f1"] if ship_rival else chosen["val_macro_f1"],
+        "student_accuracy": pick["accuracy"],
+        "student_macro_f1": pick["macro_f1"],
         "student_speed": {
-            "name": rival["name"] if ship_rival else STUDENT_NAMES.get(kind, kind),
+            "name": pick["which"] if ship_rival else STUDENT_NAMES.get(kind, kind),
             "examples_per_s": None if ship_rival else chosen["examples_per_s"],
         },
         "student_serving": serving,
@@ -379,6 +387,7 @@ def _finish_classifier(ctx, students: dict, best_round: int, use_cut: bool) -> d
         "ablations": ablations,
         "shipped": shipped,
         "real_only": {k: v for k, v in rival.items() if k != "path"} if rival else None,
-        "test": score_test.submit(ident, models).result(),
     }
+    with _timed(seconds, "test scoring"):
+        result["test"] = score_test.submit(ident, models).result()
     return result

@@ -204,7 +204,7 @@ def write_report(
     parts.extend(_evidence_section(rounds))
     parts.extend(choices.decisions_section(rounds))
     parts.extend(choices.pool_section(rounds))  # issue 13: the unlabelled pool
-    parts.extend(_stage_section(rounds))
+    parts.extend(_stage_section(rounds, summary.get("finish_seconds")))
     parts.extend(_cost_section(rounds, summary))  # issue 16
     ablations = summary.get("ablations") or {}
     if ablations:
@@ -280,8 +280,10 @@ def _evidence_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _stage_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
-    """Where each round's time went, stage by stage."""
+def _stage_section(
+    rounds: Sequence[dict[str, Any]], finish: dict[str, float] | None = None
+) -> list[str]:
+    """Where each round's time went, stage by stage, then the end of the run's stages."""
     timed = [r for r in rounds if r.get("stage_seconds")]
     if not timed:
         return []
@@ -294,6 +296,10 @@ def _stage_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
     for r in timed:
         cells = [_fmt(r["stage_seconds"].get(k), 1) for k in stages]
         rows.append(f"| {r['round']} | " + " | ".join(cells) + f" | {_fmt(r['seconds'], 1)} |\n")
+    if finish:
+        rows.append("\nAfter the last round: ")
+        rows.append(", ".join(f"{stage} {_fmt(sec, 1)}" for stage, sec in finish.items()))
+        rows.append(f"; {_fmt(sum(finish.values()), 1)} in all.\n")
     return rows
 
 

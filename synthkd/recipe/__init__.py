@@ -140,6 +140,18 @@ class LoopSection(Settings):
             "loop makes."
         },
     )
+    rival_students: Annotated[
+        tuple[Literal["frozen", "linear", "contrastive"], ...], Field(min_length=1)
+    ] = field(
+        default=("frozen", "linear", "contrastive"),
+        metadata={
+            "help": "Student kinds the real-examples-only rival is chosen from by CV: "
+            "frozen MiniLM + logistic head, TF-IDF + logistic, contrastively tuned MiniLM "
+            "+ logistic head (SetFit-style: the best rival on short texts, but minutes on 2 "
+            "cores, and where the validation examples are written like the seeds its CV "
+            "flatters it)."
+        },
+    )
     ship_real_only: bool = field(
         default=True,
         metadata={

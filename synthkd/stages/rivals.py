@@ -50,7 +50,7 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         return None
     config = SelectionConfig(
         folds=ctx.recipe.loop.cv_folds,
-        candidates=("frozen", "linear", "contrastive"),
+        candidates=tuple(ctx.recipe.loop.rival_students),
         # each contrastive fold tunes the encoder (a minute on 2 cores): 3 folds bound it
         contrastive_folds=min(3, ctx.recipe.loop.cv_folds),
         seed=ctx.seed,
