@@ -114,7 +114,7 @@ def test_triple_recipes_train_score_and_guide_a_generative_student(tmp_path, cac
 
 
 def test_cli_stages_give_what_run_gives(tmp_path, cache):
-    """generate, critic train, critic score, train == run --rounds 1 (same recipe, seed)."""
+    """generate, critic evidence, critic train, critic score, train == run --rounds 1."""
     recipe = labelled_recipe(tmp_path)
     by_run, by_cli = tmp_path / "run", tmp_path / "cli"
     run(recipe, by_run, cache, "--rounds", "1")
@@ -122,6 +122,7 @@ def test_cli_stages_give_what_run_gives(tmp_path, cache):
         teacher = teacher_spec(server)
         steps = [
             ("generate", recipe, "--out", by_cli, "--teacher", teacher, "--json"),
+            ("critic", "evidence", recipe, "--corpus", by_cli, "--teacher", teacher),
             ("critic", "train", recipe, "--corpus", by_cli, "--out", by_cli / "critic"),
             ("critic", "score", by_cli / "critic", "--corpus", by_cli, "--recipe", recipe),
             ("train", recipe, "--corpus", by_cli, "--out", by_cli / "student", "--no-progress"),

@@ -1,6 +1,7 @@
 """CLI: `synthkd critic train | score` and `synthkd label`.
 
-`critic train` gathers labels (a human label file, an LLM judge, or automatic labels
+`critic evidence` relabels or rejects generated records by label evidence (as `run` does
+before the critic). `critic train` gathers labels (a human label file, an LLM judge, or automatic labels
 from the recipe's seeds or shots_file), fits the critic and saves it with its card and
 precision_yield.png. `critic score` writes a new corpus version with critic_score and
 accepted. `label` is the terminal annotation loop. Both go through `synthkd.stages`,
@@ -66,13 +67,15 @@ def train_command(
 
     ctx = stages.open_context(recipe)
     config = ctx.critic_config()
-    store = RunStore.open(corpus).corpus
+    run = RunStore.open(corpus)
+    store = run.corpus
     if store.kind != ctx.kind:
         raise SynthkdError(f"the recipe makes {ctx.kind} records but {corpus} holds {store.kind}")
     critic = stages.fit_critic(
         ctx,
         store.read(),
         out,
+        run=run,
         labels_file=labels,
         judge_spec=judge,
         judge_n=judge_n,
@@ -98,6 +101,58 @@ def train_command(
         table.add_row("warning", "target precision not reached; the most precise cut was taken")
     table.add_row("saved to", str(critic.path))
     _console.print(table)
+
+
+@critic_app.command("evidence")
+def evidence_command(
+    recipe: Annotated[Path, typer.Argument(help="Labelled recipe YAML (its real examples).")],
+    run_dir: Annotated[
+        Path, typer.Option("--corpus", help="Run folder written by `synthkd generate`.")
+    ],
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            "--teacher", help="Teacher spec for the pool's labels (default: the recipe's)."
+        ),
+    ] = None,
+) -> None:
+    """Labels from evidence for every round of the run folder: relabel, or reject with
+    label_disagreement; then the recipe's unlabelled pool joins the first round if CV holds.
+
+    What `synthkd run` does between the filters and the critic, so `critic train` after it
+    learns from the same evidence.
+    """
+    import pyarrow.compute as pc
+
+    from synthkd import stages
+
+    ctx = stages.open_context(recipe, run_dir, teacher=teacher)
+    if ctx.task_kind != "labelled" or ctx.inputs.real is None:
+        raise SynthkdError(
+            f"{recipe} is not a labelled recipe with real examples: no label evidence to take"
+        )
+    if not (run_dir / "corpus").is_dir():
+        raise SynthkdError(f"not a run folder: {run_dir} (no corpus/ table inside)")
+    rounds = pc.unique(ctx.stores().corpus.read(columns=["round"])["round"]).to_pylist()
+    if not rounds:
+        raise SynthkdError(f"the corpus in {run_dir} has no records")
+    table = Table(title=f"label evidence: {ctx.name}")
+    for column in ("round", "kept", "relabelled", "rejected (label_disagreement)"):
+        table.add_column(column, justify="right")
+    for r in sorted(rounds):
+        result = stages.label_round(ctx, r) or {}
+        table.add_row(
+            str(r), *(str(result.get(key, 0)) for key in ("kept", "relabelled", "rejected"))
+        )
+    pool = stages.pool_round(ctx, min(rounds))
+    _console.print(table)
+    if pool:
+        verdict = f"{pool.get('appended', 0)} joined" if pool.get("joined") else "none joined"
+        why = f" ({pool['why']})" if pool.get("why") else ""
+        _console.print(
+            f"unlabelled pool: {pool.get('candidates', 0)} of {pool.get('pool_texts', 0)} texts "
+            f"labelled with confidence, {verdict}{why}"
+        )
 
 
 @critic_app.command("score")

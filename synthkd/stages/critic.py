@@ -99,9 +99,9 @@ def _existing_run(ctx: RunContext) -> Any:
         return None
 
 
-def evidence_rows(ctx: RunContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def evidence_rows(run: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(confirmed, contradicted) generated records from the label evidence so far, read
-    from the run folder's corpus and rejects.
+    from the corpus and rejects of RUN (a `RunStore`; None: no run yet).
 
     Confirmed: generated corpus records whose agreed distribution (`soft_labels`, written by
     the evidence) gives their own label at least EVIDENCE_CONFIDENCE and the most (not the
@@ -114,7 +114,6 @@ def evidence_rows(ctx: RunContext) -> tuple[list[dict[str, Any]], list[dict[str,
     from synthkd.critics.evidence_result import REASON
     from synthkd.critics.pool import SOURCE as POOL_SOURCE
 
-    run = _existing_run(ctx)
     if run is None:
         return [], []
     confirmed = []
@@ -173,10 +172,12 @@ def critic_labels(
     judge_spec: str | None = None,
     judge_n: int = JUDGE_N,
     seed: int | None = None,
+    run: Any = None,
 ) -> Any:
     """The critic's `LabelSet`: a labels file and/or a judge, else the recipe's real examples
     (seeds and their corruptions) and, for labelled recipes with `critic.evidence_labels`,
-    what the label evidence of the rounds so far confirmed and contradicted."""
+    what the label evidence of the rounds so far confirmed and contradicted (read from RUN,
+    a `RunStore`; default: the recipe's run folder)."""
     from synthkd.critics import LabelSet, auto_labels, evidence_labels, labels_from_file
 
     config = ctx.recipe.critic
@@ -192,7 +193,7 @@ def critic_labels(
         found = auto_labels(_real_seed_rows(ctx), labels=ctx.labels, seed=seed)
         if ctx.task_kind == "labelled" and config.evidence_labels:
             seeds = sum(label.accept for label in found.labels)
-            confirmed, contradicted = evidence_rows(ctx)
+            confirmed, contradicted = evidence_rows(run if run is not None else _existing_run(ctx))
             found = found + evidence_labels(
                 confirmed, contradicted, cap=EVIDENCE_CAP * seeds, seed=seed
             )
@@ -210,15 +211,25 @@ def fit_critic(
     method: str = "auto",
     seed: int | None = None,
     progress: bool = False,
+    run: Any = None,
 ) -> Any:
-    """Train the critic (default: RUN/critic, replaced whole) on `critic_labels`; returns it."""
+    """Train the critic (default: RUN/critic, replaced whole) on `critic_labels`; returns it.
+
+    RUN (a `RunStore`) is where the label evidence is read; default: the recipe's run folder.
+    """
     from synthkd.critics import train_critic
 
     if rows is None:
         rows = ctx.stores().corpus.read()
     seed = ctx.seed if seed is None else seed
     labels = critic_labels(
-        ctx, rows, labels_file=labels_file, judge_spec=judge_spec, judge_n=judge_n, seed=seed
+        ctx,
+        rows,
+        labels_file=labels_file,
+        judge_spec=judge_spec,
+        judge_n=judge_n,
+        seed=seed,
+        run=run,
     )
     target = Path(out) if out is not None else ctx.run_dir / "critic"
     return train_critic(
