@@ -6,9 +6,9 @@ corpus added nothing. So every labelled run:
   logistic head (SetFit-style) students, on the real examples only and on corpus + real,
   by k-fold cross-validation over the real examples (`synthkd.training.select_student`):
   does the corpus add anything, and which student kind suits this little data?
-- fits the best real-examples-only student and ships it instead of the loop's student
-  when its cross-validated score beats the loop's student's held-out validation score;
-  the summary says which was shipped and why;
+- fits the best real-examples-only student, and the corpus + real CV winner when that
+  used the corpus; `flows.shipping.choose_shipped` decides which of them, or the loop's
+  student, ships, and the summary says which and why;
 - scores the shipped student, and both contenders, on the recipe's `test:` file, which
   no other part of the run reads.
 """
