@@ -92,10 +92,6 @@ def test_contradicted_labels_are_relabelled_or_rejected(news):
     accepted, rejects = evidence.apply(records)
     assert len(accepted) + len(rejects) == len(records)
     assert all(r["reason"] == REASON for r in rejects)
-    critic = evidence.critic_labels(records)  # the critic learns from the evidence too
-    relabelled = sum(d == "relabelled" for d in evidence.decisions)
-    assert len(critic) == len(records) + relabelled
-    assert sum(label.accept for label in critic.labels) == len(accepted)
     soft = json.loads(accepted[0]["soft_labels"])
     assert abs(sum(soft.values()) - 1) < 0.01 and accepted[0]["label"] in soft
 

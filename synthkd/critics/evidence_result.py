@@ -81,33 +81,6 @@ class LabelEvidence:
             accepted.append(out)
         return accepted, rejects
 
-    def critic_labels(self, records: Sequence[Mapping[str, Any]]) -> Any:
-        """Critic training labels from the evidence (source "auto"): a kept record is
-        acceptable as asked; a relabelled one is acceptable with its new label and not
-        with the asked one; a rejected one is not acceptable as asked."""
-        from synthkd.critics.labels import CriticLabel, LabelSet
-
-        out = LabelSet()
-        for i, row in enumerate(records):
-            asked = {**row, "label": self.asked[i]}
-            decision = self.decisions[i]
-            if decision == "relabelled":
-                fixed = {k: v for k, v in row.items() if k != "id"}
-                out.labels.append(
-                    CriticLabel(
-                        {**fixed, "label": self.final_labels[i]}, 1, "auto", "evidence: relabelled"
-                    )
-                )
-            out.labels.append(
-                CriticLabel(
-                    asked,
-                    int(decision == "kept"),
-                    "auto",
-                    f"evidence: {decision}",
-                )
-            )
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("signals")
