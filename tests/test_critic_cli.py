@@ -137,3 +137,19 @@ def test_a_judge_without_verdicts_is_one_line_and_nothing_written(workspace, tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no usable critic labels (judge:")
     assert not out.exists()
+
+
+def test_evidence_on_a_recipe_without_labels_or_a_folder_without_corpus(workspace, tmp_path):
+    """`synthkd critic evidence`: one line, exit 2, nothing written, for a triples recipe or
+    a folder that holds no corpus."""
+    root, _, _ = workspace
+    triples = synthkd(
+        "critic", "evidence", "recipes/commonsense.yaml", "--corpus", str(root / "run")
+    )
+    assert triples.returncode == 2
+    assert triples.stderr.strip().startswith("error: recipes/commonsense.yaml is not a labelled")
+    missing = tmp_path / "nothing"
+    empty = synthkd("critic", "evidence", str(root / "recipe.yaml"), "--corpus", str(missing))
+    assert empty.returncode == 2
+    assert empty.stderr.strip() == f"error: not a run folder: {missing} (no corpus/ table inside)"
+    assert not missing.exists()
