@@ -106,6 +106,10 @@ def test_run_writes_the_run_folder_a_user_expects(reference_run):
     assert (out / "critic" / "precision_yield.png").exists()
     assert (out / "student" / "confusion_matrix.png").exists()
     assert "Student vs teacher" in report and "Ablations" in report
+    # the recipe's loop.teacher_baseline_examples: 20 of the 40 validation examples
+    teacher = json.loads((out / "summary.json").read_text())["teacher"]
+    assert teacher["examples"] == 20 and 0 <= teacher["accuracy"] <= 1
+    assert "few-shot label scoring, on 20 of the validation examples" in report
     # the serving copy: an int8 ONNX student, measured on validation beside the teacher
     serving = json.loads((out / "summary.json").read_text())["student_serving"]
     assert (student / "int8" / "model.onnx").exists()

@@ -253,7 +253,8 @@ def distill(
     if classifier and best_round is not None:
         summary.update(_finish_classifier(ctx, students, best_round, use_cut, finish))
         with _timed(finish, "teacher baseline"):
-            summary["teacher"] = teacher_baseline.submit(ident, teacher_baseline_limit).result()
+            limit = teacher_baseline_limit or loaded.loop.teacher_baseline_examples
+            summary["teacher"] = teacher_baseline.submit(ident, limit).result()
     elif triples and triples.best_round is not None:
         with _timed(finish, "student, teacher on held-out gold"):
             summary.update(triples.finish())

@@ -130,6 +130,13 @@ def student_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _sample(summary: dict[str, Any]) -> str:
+    """ ", on N of the validation examples" when the teacher was scored on a sample."""
+    teacher, lengths = summary.get("teacher") or {}, summary.get("speed_texts") or {}
+    count, total = teacher.get("examples"), lengths.get("examples")
+    return f", on {count} of the validation examples" if count and total and count < total else ""
+
+
 def speedup(row: dict[str, Any], teacher: dict[str, Any]) -> float | None:
     if row.get("examples_per_s") and teacher.get("examples_per_s"):
         return row["examples_per_s"] / teacher["examples_per_s"]
@@ -176,7 +183,7 @@ def write_report(
         parts.append(
             "| model | val accuracy | val macro-F1 | examples/s | x teacher |\n"
             "|---|---:|---:|---:|---:|\n"
-            f"| teacher ({teacher.get('name', '?')}, few-shot label scoring) "
+            f"| teacher ({teacher.get('name', '?')}, few-shot label scoring{_sample(summary)}) "
             f"| {_fmt(teacher.get('accuracy'))} | {_fmt(teacher.get('macro_f1'))} "
             f"| {_fmt(teacher.get('examples_per_s'), 1)} | 1 |\n"
         )

@@ -155,9 +155,18 @@ class LoopSection(Settings):
     ship_real_only: bool = field(
         default=True,
         metadata={
-            "help": "Ship the student trained on your real examples only when its "
-            "cross-validated accuracy beats the loop student's validation accuracy (it is "
-            "trained and reported either way)."
+            "help": "Let a student trained on your real examples only ship when its "
+            "cross-validated accuracy beats the distilled pick (the loop's student, or the "
+            "best corpus + real student by CV); off: the loop's student ships. The rival is "
+            "trained and reported either way."
+        },
+    )
+    teacher_baseline_examples: Annotated[int, Field(ge=1)] | None = field(
+        default=None,
+        metadata={
+            "help": "Validation examples the teacher is scored on as a classifier at the "
+            "end, for the report's student vs teacher (a seeded sample; None: all). Each "
+            "is a teacher call, a quarter of a second on the embedded teacher."
         },
     )
 

@@ -283,6 +283,7 @@ def teacher_baseline(ctx: RunContext, limit: int | None = None) -> dict[str, Any
         "accuracy": report.accuracy,
         "macro_f1": report.macro_f1,
         "examples_per_s": speed,
+        "examples": len(validation),
     }
 
 
