@@ -1,11 +1,11 @@
-"""CLI: `synthkd critic train | score` and `synthkd label`.
+"""CLI: `synthkd critic evidence | train | score` and `synthkd label`.
 
-`critic evidence` relabels or rejects generated records by label evidence (as `run` does
-before the critic). `critic train` gathers labels (a human label file, an LLM judge, or automatic labels
-from the recipe's seeds or shots_file), fits the critic and saves it with its card and
-precision_yield.png. `critic score` writes a new corpus version with critic_score and
-accepted. `label` is the terminal annotation loop. Both go through `synthkd.stages`,
-the same functions `synthkd run` uses.
+`critic evidence` relabels or rejects generated records by label evidence, as `run` does
+before the critic. `critic train` gathers labels (a human label file, an LLM judge, or
+automatic labels from the recipe's seeds or shots_file, and the label evidence), fits the
+critic and saves it with its card and precision_yield.png. `critic score` writes a new
+corpus version with critic_score and accepted. `label` is the terminal annotation loop.
+All go through `synthkd.stages`, the same functions `synthkd run` uses.
 """
 
 from __future__ import annotations
