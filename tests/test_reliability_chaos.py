@@ -130,7 +130,8 @@ def test_killed_and_rerun_generation_loses_nothing_and_pays_for_no_answer_twice(
         answer=story,
         **faults,
     ) as srv:
-        path = recipe(tmp_path, srv.base_url, per_label=60)
+        # enough work that every one of the KILLS runs is still generating when killed
+        path = recipe(tmp_path, srv.base_url, per_label=150)
         kills: list[float] = []
         finished_early = 0
         for _ in range(KILLS):
