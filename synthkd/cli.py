@@ -14,7 +14,7 @@ import sys
 import typer
 
 from synthkd.commands import corpus, critic, generate, student, teacher, workflow
-from synthkd.errors import SynthkdError
+from synthkd.errors import SynthkdError, Terminated
 
 app = typer.Typer(
     name="synthkd",
@@ -82,6 +82,12 @@ def _run() -> None:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"error: {_one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        print(
+            "stopped by SIGTERM: the run folder keeps what was committed; the same command resumes",
+            file=sys.stderr,
+        )
+        sys.exit(143)
     except KeyboardInterrupt:
         print("interrupted: the corpus stays at its last committed version", file=sys.stderr)
         sys.exit(130)

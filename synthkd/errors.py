@@ -7,3 +7,11 @@ class SynthkdError(Exception):
     The message is one line that names the field, file or cause; the CLI prints it
     without a traceback and exits with code 2.
     """
+
+
+class Terminated(BaseException):
+    """SIGTERM (`kill PID`) during `synthkd run`: the process unwinds, so Prefect's
+    ephemeral API server and the run's logs are shut down, and the CLI exits 143 with one
+    line. Left to Prefect's own bridge, the process dies by the signal and leaves the
+    server orphaned. A BaseException, as KeyboardInterrupt is, so no `except Exception`
+    on the way swallows it."""

@@ -60,3 +60,44 @@ def test_error_lines_carry_no_terminal_codes():
     assert _one_line("\x1b[31mNo space left on device\x1b[0m\n  (os error 28)") == (
         "No space left on device (os error 28)"
     )
+
+
+def test_sigterm_stops_the_run_with_one_line_and_leaves_no_server_behind(tmp_path):
+    """`kill PID` on a run: exit 143, one line saying how to resume, and Prefect's ephemeral
+    API server (a child process) stopped with it, not orphaned."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from tests.fixtures.fake_teacher import ROOT
+
+    recipe = labelled_recipe(tmp_path, per_label=40)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(SYNTHKD_CACHE=str(tmp_path), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    with FaultyOpenAIServer(answer=answer, latency=0.05, seed=0) as server:
+        command = ["run", str(recipe), "--out", str(tmp_path / "run")]
+        err = (tmp_path / "stderr.txt").open("w")  # not a pipe: an orphan would hold it open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synthkd", *command, "--teacher", teacher_spec(server)],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+        )  # fmt: skip
+        deadline, servers = time.monotonic() + 300, []
+        while time.monotonic() < deadline and proc.poll() is None and not server.stats.requests:
+            time.sleep(0.2)  # the flow is running once the teacher is asked
+        children = psutil.Process(proc.pid).children(recursive=True)
+        servers = [c for c in children if "uvicorn" in " ".join(c.cmdline())]
+        assert proc.poll() is None and servers, "the run ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        err.close()
+    gone, alive = psutil.wait_procs(servers, timeout=15)
+    for orphan in alive:
+        orphan.kill()
+    assert not alive, "Prefect's API server outlived the run"
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert _lines(stderr)[-1].startswith("stopped by SIGTERM:") and "resumes" in stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,12 @@ def _prefect_env(run_dir: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    from synthkd.errors import Terminated
+
+    raise Terminated(signum)
 
 
 def run_command(
@@ -99,6 +106,7 @@ def run_command(
     stages.check_continue(run_dir, continue_loop)
     created = not run_dir.exists()
     _prefect_env(run_dir)
+    signal.signal(signal.SIGTERM, _terminated)  # Prefect's bridge hands the signal back here
     from synthkd.commands.runlog import fail, logs_to_file
 
     log = None
