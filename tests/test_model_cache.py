@@ -37,3 +37,21 @@ def test_processes_starting_together_on_an_empty_cache_each_get_the_whole_teache
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
         model.name
     ]
+
+
+def test_prepare_makes_each_embedded_model_once_and_a_second_call_makes_nothing(tmp_path):
+    env = {**os.environ, "SYNTHKD_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "synthkd", "prepare"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    for model in ("teacher", "critic encoder", "generative student base"):
+        assert model in first.stdout
+    made = {
+        "teacher": tmp_path / "gemma-3-270m-q4_k_m.gguf",
+        "encoder": next((tmp_path / "critic-encoders").glob("*.int8.onnx")),
+        "smollm2": next((tmp_path / "hf").glob("*/model.safetensors")),
+    }
+    stamps = {name: path.stat().st_mtime_ns for name, path in made.items()}
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {name: path.stat().st_mtime_ns for name, path in made.items()} == stamps

@@ -22,6 +22,21 @@ def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.command("run")(run_command)
     app.command("serve")(serve_command)
+    app.command("prepare")(prepare_command)
+
+
+def prepare_command() -> None:
+    """Make the embedded models' cached files once (scripts/setup.sh runs this), so the
+    first run on a machine does not: the teacher GGUF, the critic's int8 encoder, SmolLM2."""
+    from synthkd import stages
+
+    console = Console(stderr=True)
+    with console.status("preparing the embedded models (once per machine)"):
+        made = stages.prepare_models()
+    table = Table("model", "seconds", "path", title="synthkd's model cache")
+    for row in made:
+        table.add_row(row["model"], f"{row['seconds']:.1f}", row["path"])
+    Console().print(table)
 
 
 def _prefect_env(run_dir: Path) -> None:

@@ -18,6 +18,7 @@ _LAZY = {
         "LabelEvidenceConfig",
         "label_evidence",
     ),
+    "synthkd.critics.encoder": ("SentenceEncoder",),
     "synthkd.critics.filters": ("FILTER_REASONS", "FilterResult", "apply_filters", "to_reject"),
     "synthkd.critics.judge": ("JUDGE_SAMPLING", "judge_labels", "judge_labels_async"),
     "synthkd.critics.labels": (
@@ -64,6 +65,7 @@ __all__ = [
     "LabelEvidence",
     "LabelEvidenceConfig",
     "LabelSet",
+    "SentenceEncoder",
     "accept_mask",
     "annotate",
     "apply_critic",

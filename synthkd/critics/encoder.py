@@ -17,6 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,9 @@ def _pooled_module(model):
     return MeanPooled(model).eval()
 
 
-def onnx_int8_model(model_dir: Path, tokenizer, model) -> Path:
-    """The cached int8 ONNX export of `model_dir` (made once, atomically)."""
+def onnx_int8_model(model_dir: Path, tokenizer, load_model: Callable[[], Any]) -> Path:
+    """The cached int8 ONNX export of `model_dir` (made once, atomically). LOAD_MODEL gives
+    the PyTorch encoder, loaded only when there is no export yet (torch costs seconds)."""
     weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     stamp = [str(model_dir.resolve()), _EXPORT_VERSION]
     stamp += [f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights]
@@ -82,7 +84,7 @@ def onnx_int8_model(model_dir: Path, tokenizer, model) -> Path:
         if target.is_file():  # exported by another process while we waited
             return target
         return export_onnx(
-            _pooled_module(model),
+            _pooled_module(load_model()),
             tokenizer,
             target,
             output_name="sentence_embedding",
@@ -133,7 +135,9 @@ class SentenceEncoder:
         return _pooled_module(model)
 
     def _onnx_session(self):
-        model_file = onnx_int8_model(self.model_dir, self.tokenizer, self._torch_model().encoder)
+        model_file = onnx_int8_model(
+            self.model_dir, self.tokenizer, lambda: self._torch_model().encoder
+        )
         return cpu_session(model_file, available_cpus())  # the students' session options
 
     def _embed(self, texts: list[str]) -> np.ndarray:

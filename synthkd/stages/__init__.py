@@ -23,6 +23,7 @@ and student whichever way it is run. See docs/architecture.md.
 - `real_only_rival`, `score_test`: the student on the user's real examples only (the
   honest rival, chosen by CV), and the untouched `test:` figure.
 - `open_teacher`, `teacher_request`, `local_model`: a teacher asked directly.
+- `prepare_models`: the embedded models made once into synthkd's cache (`synthkd prepare`).
 - `fit_triples_student`, `read_heldout`, `triples_focus`, `triples_teacher_baseline`: the
   generative student of commonsense and document-KG runs, its held-out gold, the guided
   round's focus, and the teacher on the same gold.
@@ -79,6 +80,7 @@ from synthkd.stages.evidence import real_examples, shared_embeddings
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
 from synthkd.stages.pool import pool_round
+from synthkd.stages.prepare import prepare_models
 from synthkd.stages.rivals import real_only_rival, score_test
 from synthkd.stages.scale import label_round, score_round  # partitioned on a Dask cluster
 from synthkd.stages.student import (
@@ -134,6 +136,7 @@ __all__ = [
     "open_teacher",
     "parse_price",
     "pool_round",
+    "prepare_models",
     "real_examples",
     "real_only_rival",
     "remember",

@@ -25,7 +25,12 @@ _LAZY = {
     "synthkd.training.contrastive": ("ContrastiveConfig",),
     "synthkd.training.selection": ("Selection", "SelectionConfig", "fit_best", "select_student"),
     "synthkd.training.choices": ("accept_round", "choose_cut"),
-    "synthkd.training.generative": ("GenerationReport", "GenerativeStudent", "evaluate_generation"),
+    "synthkd.training.generative": (
+        "GenerationReport",
+        "GenerativeStudent",
+        "evaluate_generation",
+        "smollm2_base_dir",
+    ),
     "synthkd.training.serving": ("SERVING_FORMATS", "load_serving_student", "serving_copies"),
     "synthkd.training.static": ("StaticStudent", "export_static"),
     "synthkd.training.triples_eval": (
@@ -98,6 +103,7 @@ __all__ = [
     "parse_triples",
     "select_student",
     "serving_copies",
+    "smollm2_base_dir",
     "tail_scores",
     "texts_of",
     "train_student",
