@@ -24,3 +24,22 @@ os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # Shared model cache (assembled GGUF, converted checkpoints) survives across test runs.
 os.environ.setdefault("SYNTHKD_CACHE", str(Path.home() / ".cache" / "synthkd"))
+
+
+# The longest files, measured (pytest --durations, 2 cores): a killed and resumed run of
+# the real teacher and its reference run (about 8 minutes), the two triples students, five
+# run kinds. A worker that started them last would end the suite alone.
+LONGEST_FILES = ("test_flows_distill.py", "test_triples_loop.py", "test_run_kinds.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest files first, then files by their number of slow tests, each file's own
+    order kept: the two xdist workers (one file at a time) start on the whole runs, and
+    quick files fill the end."""
+    weight: dict = {}
+    for item in items:
+        weight[item.path] = weight.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    for path in weight:
+        if path.name in LONGEST_FILES:
+            weight[path] = 10_000 - LONGEST_FILES.index(path.name)
+    items.sort(key=lambda item: -weight[item.path])

@@ -28,7 +28,14 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def client():
+def worker_home(tmp_path_factory) -> Path:
+    """The workers' Prefect home: the task results they store are this module's alone
+    (the test process's home also holds other test files' results)."""
+    return tmp_path_factory.mktemp("dask-prefect-home")
+
+
+@pytest.fixture(scope="module")
+def client(worker_home):
     """2 worker processes, one thread each, on 127.0.0.1; closed at the end."""
     with (
         distributed.LocalCluster(
@@ -37,6 +44,7 @@ def client():
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            env={"PREFECT_HOME": str(worker_home)},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -128,7 +136,9 @@ def test_partitioned_filters_give_what_one_process_gives(client):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_synthkd_run_with_dask_address_runs_the_heavy_stages_in_the_workers(client, tmp_path):
+def test_synthkd_run_with_dask_address_runs_the_heavy_stages_in_the_workers(
+    client, worker_home, tmp_path
+):
     """`synthkd run --dask-address` against the cluster; Prefect's stored task results
     name the worker processes each stage's partitions ran in."""
     pids = worker_pids(client)
@@ -142,7 +152,7 @@ def test_synthkd_run_with_dask_address_runs_the_heavy_stages_in_the_workers(clie
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     # results of tasks run on the workers land in the Prefect home of their process
-    homes = [out / ".prefect", Path(os.environ.get("PREFECT_HOME", out / ".prefect"))]
+    homes = [out / ".prefect", worker_home]
     files = [p for home in homes for p in (home / "storage").rglob("*") if p.is_file()]
     stored = [json.loads(p.read_text()) for p in files]
     places: dict[str, set[int]] = {}
