@@ -22,6 +22,14 @@ if os.environ.get("PREFECT_HOME", "") == os.environ.get("SYNTHKD_TESTS_PREFECT_H
     )
 os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Under pytest-xdist each worker, and every synthkd process it starts, gets its share of
+# the cores: two processes with a thread per core each (torch, onnxruntime, llama.cpp)
+# spin against each other, and the suite's CPU time rose by half.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _share = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+    for _name in ("SYNTHKD_THREADS", "SYNTHKD_LLAMA_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_name, _share)
 # Shared model cache (assembled GGUF, converted checkpoints) survives across test runs.
 os.environ.setdefault("SYNTHKD_CACHE", str(Path.home() / ".cache" / "synthkd"))
 
