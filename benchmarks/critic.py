@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from synthkd.assets import cpu_threads  # noqa: E402
 from synthkd.critics import CriticConfig, apply_filters, auto_labels, train_critic  # noqa: E402
 from synthkd.critics.dedup import near_duplicates  # noqa: E402
-from synthkd.critics.encoder import available_cpus, configure_torch_threads  # noqa: E402
+from synthkd.critics.encoder import configure_torch_threads  # noqa: E402
 from synthkd.critics.records import normalise  # noqa: E402
 
 NEWS = ROOT / "tests" / "fixtures" / "critic_news.csv"
@@ -102,7 +103,7 @@ def bench_scoring(count: int) -> dict:
     scores = critic.score(rows)
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu
-    threads = available_cpus()
+    threads = cpu_threads()
     return {
         "score_records": count,
         "score_seconds": round(seconds, 2),
@@ -143,7 +144,7 @@ def main() -> dict:
     parser.add_argument("--dedup-records", type=int, default=100_000)
     args = parser.parse_args()
     figures = {
-        "cpus": available_cpus(),
+        "cpus": cpu_threads(),
         "torch_threads": configure_torch_threads(),
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }

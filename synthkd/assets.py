@@ -25,6 +25,18 @@ def cache_dir() -> Path:
     return path
 
 
+def cpu_threads() -> int:
+    """Threads for torch, onnxruntime and the students: SYNTHKD_THREADS if set, else the
+    cores this process may use (its affinity, not the machine's count: containers, taskset)."""
+    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def cache_lock(name: str) -> Any:
     """A lock held while one process makes a cached model file: two runs (or two test
     workers) starting together on a fresh machine must not write the same file."""

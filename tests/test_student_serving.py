@@ -133,11 +133,12 @@ def test_fast_tokenizer_matches_the_students_tokenizer(student):
 
 
 def test_the_onnx_copy_runs_on_every_core_in_length_buckets(student, monkeypatch):
-    from synthkd.training.serving import length_buckets, serving_threads
+    from synthkd.assets import cpu_threads
+    from synthkd.training.serving import length_buckets
 
     served = load_serving_student(student)
     options = served.session.get_session_options()
-    assert options.intra_op_num_threads == serving_threads() >= 1
+    assert options.intra_op_num_threads == cpu_threads() >= 1
     assert options.graph_optimization_level.name == "ORT_ENABLE_ALL"
     # attention exported eagerly: no per-layer NaN guards over the attention matrices
     import onnx
@@ -145,7 +146,7 @@ def test_the_onnx_copy_runs_on_every_core_in_length_buckets(student, monkeypatch
     graph = onnx.load(student / "int8" / "model.onnx").graph
     assert "IsNaN" not in {node.op_type for node in graph.node}
     monkeypatch.setenv("SYNTHKD_THREADS", "1")
-    assert serving_threads() == 1
+    assert cpu_threads() == 1
     # texts of like length share a batch: a batch pads to its own longest text
     lengths = np.array([5, 90, 7, 88, 6, 91])
     buckets = length_buckets(lengths, 3)

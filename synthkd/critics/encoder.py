@@ -14,14 +14,13 @@ A critic is trained and scored with the same backend (it is saved in critic.json
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthkd.assets import cache_dir, cache_lock, minilm_dir
+from synthkd.assets import cache_dir, cache_lock, cpu_threads, minilm_dir
 from synthkd.data.onnx import cpu_session, export_onnx
 from synthkd.errors import SynthkdError
 
@@ -32,22 +31,11 @@ DEFAULT_MAX_LENGTH = 128
 _EXPORT_VERSION = "1"
 
 
-def available_cpus() -> int:
-    """SYNTHKD_THREADS if set, else the CPUs this process may run on (its affinity)."""
-    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
 def configure_torch_threads() -> int:
     """Let torch use every available CPU (and no more: oversubscription thrashes)."""
     import torch
 
-    wanted = available_cpus()
+    wanted = cpu_threads()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return torch.get_num_threads()
@@ -138,7 +126,7 @@ class SentenceEncoder:
         model_file = onnx_int8_model(
             self.model_dir, self.tokenizer, lambda: self._torch_model().encoder
         )
-        return cpu_session(model_file, available_cpus())  # the students' session options
+        return cpu_session(model_file, cpu_threads())  # the students' session options
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._session is not None:

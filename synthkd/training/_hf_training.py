@@ -4,7 +4,6 @@ loss, classification metrics and the TrainingArguments both LoRA students share.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from typing import Any
 
@@ -16,19 +15,6 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments
 
 from synthkd.training.config import StudentConfig
-
-
-def cpu_threads() -> int:
-    """Threads for training and inference: SYNTHKD_THREADS if set, else the cores this
-    process may use (its affinity, not the machine's count: containers and taskset)."""
-    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
 
 FORWARD_BATCH = 8
 """Texts per forward pass when serving on CPU. A caller's batch of 32 runs as four passes

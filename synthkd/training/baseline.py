@@ -15,9 +15,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModel, AutoTokenizer
 
+from synthkd.assets import cpu_threads
 from synthkd.training._examples import LabelledExamples, weighted_rows
 from synthkd.training._files import require_model_dir
-from synthkd.training._hf_training import cpu_threads, quiet_transformers
+from synthkd.training._hf_training import quiet_transformers
 
 
 @torch.inference_mode()

@@ -25,14 +25,13 @@ from transformers import (
     set_seed,
 )
 
-from synthkd.assets import minilm_dir
+from synthkd.assets import cpu_threads, minilm_dir
 from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples
 from synthkd.training._files import refuse_pickle_only, require_model_dir
 from synthkd.training._hf_training import (
     RichProgress,
     classification_metrics,
-    cpu_threads,
     forward_batches,
     quiet_transformers,
     silence_default_callbacks,

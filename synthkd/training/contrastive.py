@@ -97,7 +97,7 @@ class TunedEncoder:
     def __call__(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         import torch
 
-        from synthkd.training._hf_training import cpu_threads
+        from synthkd.assets import cpu_threads
 
         torch.set_num_threads(cpu_threads())
         with torch.inference_mode():
@@ -156,7 +156,8 @@ def tune_encoder(
     import torch
     from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from synthkd.training._hf_training import cpu_threads, quiet_transformers
+    from synthkd.assets import cpu_threads
+    from synthkd.training._hf_training import quiet_transformers
     from synthkd.training.classifier import resolve_base_model
 
     config = config or ContrastiveConfig()

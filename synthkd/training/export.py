@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthkd.assets import cpu_threads
 from synthkd.data.onnx import cpu_session, quantize_onnx
 from synthkd.data.onnx import export_onnx as export_graph
 from synthkd.errors import SynthkdError
 from synthkd.training._files import write_json
-from synthkd.training._hf_training import cpu_threads, forward_batches
+from synthkd.training._hf_training import forward_batches
 
 EXPORT_FORMATS = ("onnx", "int8")
 MODEL_FILE = "model.onnx"

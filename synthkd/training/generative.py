@@ -27,7 +27,7 @@ from transformers import (
     set_seed,
 )
 
-from synthkd.assets import SMOLLM2_MODEL_NAME, cache_dir, cache_lock, smollm2_gguf_path
+from synthkd.assets import SMOLLM2_MODEL_NAME, cache_dir, cache_lock, cpu_threads, smollm2_gguf_path
 from synthkd.errors import SynthkdError
 from synthkd.training._files import (
     atomic_dir,
@@ -39,7 +39,6 @@ from synthkd.training._files import (
 )
 from synthkd.training._hf_training import (
     RichProgress,
-    cpu_threads,
     quiet_transformers,
     silence_default_callbacks,
     training_arguments,

@@ -10,13 +10,13 @@ spend seconds importing what it never runs.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from synthkd.assets import cpu_threads
 from synthkd.data.onnx import cpu_session
 from synthkd.errors import SynthkdError
 from synthkd.training._files import damaged_student, read_manifest
@@ -30,17 +30,6 @@ ONNX_BATCH = 64
 """Texts per onnxruntime call. Texts are sorted by token length first, so a batch pads
 to the length of its longest text, not to the longest of the whole file (64 beat 32 by
 ~10% on 2,000 news texts, 2 cores)."""
-
-
-def serving_threads() -> int:
-    """SYNTHKD_THREADS if set, else every core this process may use (its affinity)."""
-    configured = os.environ.get("SYNTHKD_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def serving_copies(student_dir: str | Path) -> dict[str, Path]:
@@ -125,7 +114,7 @@ def _torch_threads() -> None:
     """Every core for a PyTorch student (a linear one never imports torch: leave it out)."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(serving_threads())
+        torch.set_num_threads(cpu_threads())
 
 
 def load_fast_tokenizer(root: Path, max_length: int) -> Any:
@@ -175,7 +164,7 @@ class OnnxServingStudent:
         model = root / "model.onnx"
         if not model.is_file():
             raise SynthkdError(f"{root} has no model.onnx: not an exported student")
-        session = cpu_session(model, serving_threads())
+        session = cpu_session(model, cpu_threads())
         max_length = int(manifest.get("config", {}).get("max_length", 128))
         tokenizer = load_fast_tokenizer(root, max_length)
         return cls(session, tokenizer, manifest["labels"], root, fmt)
