@@ -13,12 +13,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _session_tmp = Path(tempfile.mkdtemp(prefix="synthkd-tests-"))
-os.environ.setdefault("PREFECT_HOME", str(_session_tmp / "prefect"))
-# pytest-xdist workers inherit the controller's home: each gets a folder of its own in it,
-# since two ephemeral Prefect servers must not share one database
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["PREFECT_HOME"] = str(
-        Path(os.environ["PREFECT_HOME"]) / os.environ["PYTEST_XDIST_WORKER"]
+# A Prefect home per pytest process: pytest-xdist workers inherit the controller's
+# environment, and two ephemeral Prefect servers must not share one database. A home the
+# user set before pytest started is kept.
+if os.environ.get("PREFECT_HOME", "") == os.environ.get("SYNTHKD_TESTS_PREFECT_HOME", ""):
+    os.environ["PREFECT_HOME"] = os.environ["SYNTHKD_TESTS_PREFECT_HOME"] = str(
+        _session_tmp / "prefect"
     )
 os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
