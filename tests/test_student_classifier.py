@@ -118,3 +118,16 @@ def test_merge_gives_a_standalone_transformers_model(trained, validation, tmp_pa
     assert model.config.id2label[0] == "cooking"
     reference = load_student(trained.path).predict_proba(texts)
     assert (load_student(merged).predict_proba(texts).argmax(1) == reference.argmax(1)).all()
+
+
+def test_a_small_corpus_trains_for_at_least_min_steps(tmp_path):
+    # 32 examples at batch 16 are 2 steps an epoch: one epoch would teach a new head nothing
+    rows = read_jsonl(TRAIN)[::4][:32]
+    config = StudentConfig(
+        kind="minilm", epochs=1, min_steps=6, max_length=24, early_stopping_patience=0
+    )
+    result = train_student(config, rows, read_jsonl(VALIDATION), tmp_path / "s", progress=False)
+    assert result.metrics["epochs_run"] == 3
+    assert result.metrics["steps"] == 6
+    card = json.loads((tmp_path / "s" / "student.json").read_text())
+    assert card["config"]["min_steps"] == 6

@@ -125,15 +125,25 @@ def fit_student(
         ctx, table, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold
     )
     train, validation = holdout(ctx, frame)
-    result = train_student(config, train, validation, out, progress=progress)
-    student = load_student(out)
-    val = pd.DataFrame(validation)
-    texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
-    probabilities = student.predict_proba(texts, batch_size=32)
-    report = evaluate(
-        student, texts, labels, plot_path=out / "confusion_matrix.png", probabilities=probabilities
-    )
-    negatives = hard_negatives(student, texts, labels, k=20, probabilities=probabilities)
+    embed = None
+    if config.kind == "minilm" and config.base_model is None:
+        from synthkd.stages.evidence import shared_embeddings
+
+        embed = shared_embeddings()  # the run's encodings of these texts: the baseline's
+    result = train_student(config, train, validation, out, progress=progress, embed=embed)
+    report = result.report
+    if result.validation is not None:  # the saved student's own scoring pass, reused
+        texts, labels, probabilities = result.validation
+        shutil.copyfile(out / "confusion.png", out / "confusion_matrix.png")
+        scorer: Any = result  # hard negatives need only the label order (`labels`)
+    else:
+        scorer = load_student(out)
+        val = pd.DataFrame(validation)
+        texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
+        probabilities = scorer.predict_proba(texts, batch_size=32)
+        plot = out / "confusion_matrix.png"
+        report = evaluate(scorer, texts, labels, plot_path=plot, probabilities=probabilities)
+    negatives = hard_negatives(scorer, texts, labels, k=20, probabilities=probabilities)
     return result, {
         "path": str(out),
         "train_rows": result.train_examples,

@@ -4,6 +4,7 @@ loss, classification metrics and the TrainingArguments both LoRA students share.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from typing import Any
 
@@ -114,19 +115,26 @@ def classification_metrics(eval_pred: Any) -> dict[str, float]:
     }
 
 
+def epochs_to_run(config: StudentConfig, train_examples: int) -> int:
+    """`epochs`, or more when that many passes over TRAIN_EXAMPLES make under `min_steps`."""
+    steps_per_epoch = max(1, math.ceil(train_examples / config.batch_size))
+    return max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+
+
 def training_arguments(
     config: StudentConfig,
     output_dir: str,
     *,
     metric: str | None,
+    train_examples: int,
     greater_is_better: bool = True,
-    eval_batch_size: int = 64,
+    eval_batch_size: int = 16,
 ) -> TrainingArguments:
     """CPU, seeded, linear warm-up/decay; evaluate and keep the best epoch when `metric` is set."""
     evaluating = metric is not None
     return TrainingArguments(
         output_dir=output_dir,
-        num_train_epochs=config.epochs,
+        num_train_epochs=epochs_to_run(config, train_examples),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=eval_batch_size,
         learning_rate=config.learning_rate,

@@ -7,6 +7,8 @@ so every classifier report shows both.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +60,16 @@ def frozen_encoder_baseline(
     use_soft_labels: bool = True,
     max_length: int = 128,
     seed: int = 0,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Validation accuracy and macro-F1 of logistic regression on frozen embeddings."""
+    """Validation accuracy and macro-F1 of logistic regression on frozen embeddings: EMBED's
+    (a run's shared cache of MODEL_DIR's sentence embeddings, already holding most of these
+    texts), else MODEL_DIR's computed here."""
     start = time.perf_counter()
-    train_x = mean_pooled_embeddings(model_dir, train.texts, max_length=max_length)
-    val_x = mean_pooled_embeddings(model_dir, validation.texts, max_length=max_length)
+    if embed is None:
+        embed = partial(mean_pooled_embeddings, model_dir, max_length=max_length)
+    train_x = np.asarray(embed(train.texts), dtype=np.float32)
+    val_x = np.asarray(embed(validation.texts), dtype=np.float32)
     rows, classes, weights = weighted_rows(train.targets(labels, use_soft_labels))
     head = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
     head.fit(train_x[rows], np.asarray(classes), sample_weight=np.asarray(weights))

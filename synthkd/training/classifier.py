@@ -108,13 +108,18 @@ def train_minilm(
     val_ds = _encode(
         tokenizer, validation.texts, validation.targets(labels, False), config.max_length
     )
+    # evaluated every epoch: length-sorted batches pad least (the order changes no metric)
+    lengths = [len(ids) for ids in val_ds["input_ids"]]
+    val_ds = val_ds.select(sorted(range(len(lengths)), key=lengths.__getitem__))
     callbacks: list[Any] = [RichProgress("training MiniLM student", enabled=progress)]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
         trainer = Trainer(
             model=model,
-            args=training_arguments(config, checkpoints, metric="macro_f1"),
+            args=training_arguments(
+                config, checkpoints, metric="macro_f1", train_examples=len(train_ds)
+            ),
             train_dataset=train_ds,
             eval_dataset=val_ds,
             data_collator=DataCollatorWithPadding(tokenizer),

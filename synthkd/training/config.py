@@ -59,6 +59,14 @@ class StudentConfig(Settings):
             "linear decay)."
         },
     )
+    min_steps: Annotated[int, Field(ge=0, le=1_000_000)] = field(
+        default=0,
+        metadata={
+            "help": "Fewest optimizer steps: a small corpus gets more passes than `epochs` "
+            "(a new head and a LoRA adapter learn little in a dozen steps); early stopping "
+            "may still end sooner. 0: exactly `epochs`."
+        },
+    )
     batch_size: Annotated[int, Field(ge=1, le=65536)] = field(
         default=16, metadata={"help": "Training examples per optimizer step."}
     )

@@ -274,11 +274,18 @@ def _train(config, base, train, validation, staging, progress) -> dict[str, Any]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
-        args = training_arguments(config, checkpoints, metric="eval_loss", greater_is_better=False)
+        train_ds = _encode(tokenizer, train, config.max_length)
+        args = training_arguments(
+            config,
+            checkpoints,
+            metric="eval_loss",
+            greater_is_better=False,
+            train_examples=len(train_ds),
+        )
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=_encode(tokenizer, train, config.max_length),
+            train_dataset=train_ds,
             eval_dataset=_encode(tokenizer, validation, config.max_length),
             data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
             processing_class=tokenizer,

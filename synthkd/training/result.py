@@ -29,6 +29,9 @@ class TrainResult:
     train_examples: int = 0
     validation_examples: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    validation: tuple[list[str], list[str], Any] | None = field(default=None, repr=False)
+    """(texts, labels, probabilities) the saved student gave on validation: a caller that
+    needs its predictions (hard negatives) reuses them instead of loading it again."""
 
     @property
     def beats_baseline(self) -> bool | None:
@@ -38,6 +41,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("validation", None)
         data["path"] = str(self.path)
         data["beats_baseline"] = self.beats_baseline
         return data

