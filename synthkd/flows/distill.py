@@ -339,7 +339,7 @@ def _finish_classifier(
     pick = choose_shipped(chosen, rival, loop.ship_real_only, loop.epsilon)
     ship_rival = pick["from"] != "loop"
     stages.install_student(pick["path"], run_dir / "student")
-    png = Path(chosen["path"]) / "confusion_matrix.png"
+    png = Path(chosen["path"]) / "confusion.png"  # every student folder's validation plot
     if png.exists() and not ship_rival:
         shutil.copy(png, run_dir / "student" / "confusion_matrix.png")
     kind = ctx.recipe.student.kind

@@ -107,9 +107,8 @@ def fit_student(
     The summary has validation accuracy and macro-F1, per-class F1, speed, the
     frozen-encoder baseline and the hard negatives the next round is shown.
     """
-    import pandas as pd
 
-    from synthkd.training import evaluate, hard_negatives, load_student, train_student
+    from synthkd.training import hard_negatives, train_student
 
     started = time.perf_counter()
     config = ctx.student_config()
@@ -125,25 +124,15 @@ def fit_student(
         ctx, table, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold
     )
     train, validation = holdout(ctx, frame)
-    embed = None
-    if config.kind == "minilm" and config.base_model is None:
-        from synthkd.stages.evidence import shared_embeddings
+    from synthkd.stages.evidence import shared_embeddings
 
-        embed = shared_embeddings()  # the run's encodings of these texts: the baseline's
+    # the run's MiniLM encodings of these texts serve the frozen baseline (a MiniLM base)
+    embed = shared_embeddings() if config.kind == "minilm" else None
     result = train_student(config, train, validation, out, progress=progress, embed=embed)
-    report = result.report
-    if result.validation is not None:  # the saved student's own scoring pass, reused
-        texts, labels, probabilities = result.validation
-        shutil.copyfile(out / "confusion.png", out / "confusion_matrix.png")
-        scorer: Any = result  # hard negatives need only the label order (`labels`)
-    else:
-        scorer = load_student(out)
-        val = pd.DataFrame(validation)
-        texts, labels = val["text"].tolist(), val["label"].astype(str).tolist()
-        probabilities = scorer.predict_proba(texts, batch_size=32)
-        plot = out / "confusion_matrix.png"
-        report = evaluate(scorer, texts, labels, plot_path=plot, probabilities=probabilities)
-    negatives = hard_negatives(scorer, texts, labels, k=20, probabilities=probabilities)
+    report = result.report  # the saved student's own scoring pass (and out/confusion.png)
+    texts, labels, probabilities = result.validation
+    # hard negatives read only the student's label order, which the result carries
+    negatives = hard_negatives(result, texts, labels, k=20, probabilities=probabilities)
     return result, {
         "path": str(out),
         "train_rows": result.train_examples,

@@ -7,9 +7,9 @@ so every classifier report shows both.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from synthkd.assets import cpu_threads
 from synthkd.training._examples import LabelledExamples, weighted_rows
 from synthkd.training._files import require_model_dir
 from synthkd.training._hf_training import quiet_transformers
+
+if TYPE_CHECKING:
+    from synthkd.training.frozen import Embed
 
 
 @torch.inference_mode()
@@ -60,7 +63,7 @@ def frozen_encoder_baseline(
     use_soft_labels: bool = True,
     max_length: int = 128,
     seed: int = 0,
-    embed: Callable[[list[str]], np.ndarray] | None = None,
+    embed: Embed | None = None,
 ) -> dict[str, float]:
     """Validation accuracy and macro-F1 of logistic regression on frozen embeddings: EMBED's
     (a run's shared cache of MODEL_DIR's sentence embeddings, already holding most of these
