@@ -80,6 +80,15 @@ def test_evidence_rival_and_untouched_test_file(tmp_path):
     assert rival["cv_accuracy"] is not None and summary["shipped"]["which"]
     assert summary["student_accuracy"] >= rival["cv_accuracy"]
     assert "## Shipped student vs your examples alone" in report
+    # ... judged on the same real examples: the loop's student on the 20 validation rows
+    # against the real-only student's out-of-fold predictions on them
+    loop_vs_real = summary["shipped"]["paired"]["loop vs real only"]
+    assert loop_vs_real["examples"] == 20 and 0 <= loop_vs_real["p"] <= 1
+    if summary["shipped"]["which"] == rival["name"]:  # the real-only student shipped
+        assert loop_vs_real["worse"] >= loop_vs_real["better"]
+    else:  # the loop's student must beat it where the two disagree
+        assert loop_vs_real["better"] > loop_vs_real["worse"]
+    assert "McNemar" in report and "correct" not in json.dumps(rival)
 
     # the test file is scored at the end only: the flipped labels make every model look
     # wrong there, and nothing the loop did changed (same corpus, same round metrics)

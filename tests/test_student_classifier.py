@@ -131,3 +131,22 @@ def test_a_small_corpus_trains_for_at_least_min_steps(tmp_path):
     assert result.metrics["steps"] == 6
     card = json.loads((tmp_path / "s" / "student.json").read_text())
     assert card["config"]["min_steps"] == 6
+
+
+def test_without_best_epoch_selection_the_last_epoch_is_kept_and_validation_scored_once(
+    tmp_path,
+):
+    # patience 1 would stop early if validation were scored each epoch; off, nothing is
+    # chosen on validation: every epoch runs and the saved student is the last one's
+    rows = read_jsonl(TRAIN)[::4][:32]
+    config = StudentConfig(
+        kind="minilm", epochs=3, max_length=24, early_stopping_patience=1, select_best_epoch=False
+    )
+    result = train_student(config, rows, read_jsonl(VALIDATION), tmp_path / "s", progress=False)
+    assert result.metrics["epochs_run"] == 3 and result.metrics["steps"] == 6
+    assert (
+        result.metrics["history"] == [] and result.metrics["best_val_macro_f1_in_training"] is None
+    )
+    assert 0 <= result.metrics["val_accuracy"] <= 1  # the saved student's one scoring pass
+    card = json.loads((tmp_path / "s" / "student.json").read_text())
+    assert card["config"]["select_best_epoch"] is False

@@ -68,6 +68,12 @@ def test_never_worse_than_the_real_only_student(news):
     assert selection.best.data == "real"  # a mislabelled corpus must not win
     assert selection.real_only.data == "real"
     assert json.loads(json.dumps(selection.to_dict()))["best"] == selection.best.name
+    # every candidate keeps its out-of-fold right/wrong per real example, on the same split,
+    # for the ship rule's paired comparison (not in the summary: a list per example)
+    for c in selection.ranking:
+        assert len(c.correct) == len(news["real"]) and set(c.correct) <= {0, 1}
+        assert sum(c.correct) / len(c.correct) == pytest.approx(c.accuracy)  # one repeat
+    assert "correct" not in json.dumps(selection.to_dict())
 
 
 def test_lora_is_skipped_and_says_why(news):

@@ -301,6 +301,17 @@ def _timed(seconds: dict[str, float], stage: str):
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
+def _without_predictions(rival: dict | None) -> dict | None:
+    """The rival for the summary: no paths, no per-example records."""
+    if not rival:
+        return None
+    drop = ("path", "correct", "val_correct")
+    out = {k: v for k, v in rival.items() if k not in drop}
+    if rival.get("cv_best"):
+        out["cv_best"] = {k: v for k, v in rival["cv_best"].items() if k not in drop}
+    return out
+
+
 def _finish_classifier(
     ctx, students: dict, best_round: int, use_cut: bool, seconds: dict[str, float]
 ) -> dict:
@@ -336,7 +347,7 @@ def _finish_classifier(
     with _timed(seconds, "real-examples-only rival"):
         rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
     loop = ctx.recipe.loop
-    pick = choose_shipped(chosen, rival, loop.ship_real_only, loop.epsilon)
+    pick = choose_shipped(chosen, rival, loop.ship_real_only, loop.ship_alpha)
     ship_rival = pick["from"] != "loop"
     stages.install_student(pick["path"], run_dir / "student")
     png = Path(chosen["path"]) / "confusion.png"  # every student folder's validation plot
@@ -371,7 +382,7 @@ def _finish_classifier(
         models[rival["name"]] = rival["path"]
         if rival.get("cv_best"):
             models[rival["cv_best"]["name"]] = rival["cv_best"]["path"]
-    shipped = {"which": pick["which"], "why": pick["why"]}
+    shipped = {"which": pick["which"], "why": pick["why"], "paired": pick["paired"]}
     result = {
         "best_round": best_round,
         "loop_student_accuracy": chosen["val_accuracy"],  # issue 16: cost per point
@@ -387,10 +398,13 @@ def _finish_classifier(
         "critic_cut_kept": cut_kept,
         "ablations": ablations,
         "shipped": shipped,
-        "real_only": {k: v for k, v in rival.items() if k != "path"} if rival else None,
+        "real_only": _without_predictions(rival),
     }
-    # the shipped student is a copy of the loop's when the loop's ships: score it once
-    same = {"loop student (corpus + real)": "shipped student"} if not ship_rival else {}
+    # the shipped student is a copy of the one that won: score it once
+    copied = {"loop": "loop student (corpus + real)"}.get(pick["from"])
+    if rival and pick["from"] != "loop":
+        copied = rival["name"] if pick["from"] == "real_only" else rival["cv_best"]["name"]
+    same = {copied: "shipped student"}
     with _timed(seconds, "test scoring"):
         test = score_test.submit(ident, {k: v for k, v in models.items() if k not in same})
         result["test"] = test.result()

@@ -331,4 +331,19 @@ def _shipped_section(summary: dict[str, Any]) -> list[str]:
             f"| {c['kind']} | {c['data']} | {_fmt(c.get('accuracy'))} "
             f"| {_fmt(c.get('macro_f1'))} |\n"
         )
+    if shipped.get("paired"):
+        rows += [
+            "\nStudents are compared on the same real examples: the loop's student on "
+            "validation, the others out-of-fold. The loop's student ships only when right "
+            "more often than the real-only one where the two disagree; the best corpus + real "
+            "student "
+            "by CV only when an exact one-sided McNemar test says it is better "
+            "(`loop.ship_alpha`):\n\n",
+            "| A vs B | A right, B wrong | A wrong, B right | examples | p (A not better) "
+            "|\n|---|---:|---:|---:|---:|\n",
+        ]
+        for name, t in shipped["paired"].items():
+            rows.append(
+                f"| {name} | {t['better']} | {t['worse']} | {t['examples']} | {t['p']:.3f} |\n"
+            )
     return rows

@@ -155,10 +155,21 @@ class LoopSection(Settings):
     ship_real_only: bool = field(
         default=True,
         metadata={
-            "help": "Let a student trained on your real examples only ship when its "
-            "cross-validated accuracy beats the distilled pick (the loop's student, or the "
-            "best corpus + real student by CV); off: the loop's student ships. The rival is "
-            "trained and reported either way."
+            "help": "Let a student trained on your real examples only ship unless the loop's "
+            "student is right more often where the two disagree on your validation examples "
+            "(the rival's out-of-fold predictions there), and the best corpus + real "
+            "student by CV when clearly better (see ship_alpha); off: the loop's student "
+            "ships. The rival is trained and reported either way."
+        },
+    )
+    ship_alpha: Annotated[float, Field(gt=0, le=1)] = field(
+        default=0.1,
+        metadata={
+            "help": "How sure the run must be before the best corpus + real student by CV "
+            "ships instead of the loop's student (or the real-only one): the largest "
+            "one-sided p-value of an exact McNemar test on the real examples both were "
+            "scored on. It won a contest among several candidates on those same examples, "
+            "so a small lead is that contest's luck."
         },
     )
     teacher_baseline_examples: Annotated[int, Field(ge=1)] | None = field(

@@ -33,6 +33,17 @@ def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
     return table.select(columns).to_pylist()
 
 
+def _on_validation(ctx: RunContext, real: Any, correct: list | None) -> list | None:
+    """Out-of-fold correctness (per real example) on the validation file's rows, in its
+    order: what the loop's student is paired with (`stages.validation_correct`)."""
+    if correct is None or ctx.inputs.validation is None:
+        return None
+    where = {text: i for i, text in enumerate(real["text"])}
+    return [
+        correct[where[text]] if text in where else None for text in ctx.inputs.validation["text"]
+    ]
+
+
 def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     """CV ranking (corpus + real vs real only) and the best real-only student, saved;
     `cv_best` is the CV winner when it used the corpus (saved beside, `<out_dir>-cv-best`),
@@ -71,6 +82,8 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
             "name": f"corpus + your examples ({best.kind}, chosen by CV)",
             "cv_accuracy": best.accuracy,
             "cv_macro_f1": best.macro_f1,
+            "correct": best.correct,
+            "val_correct": _on_validation(ctx, real, best.correct),
         }
     corpus_best = next(
         (c for c in selection.ranking if c.data == "corpus+real" and not c.skipped), None
@@ -85,6 +98,8 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         "corpus_cv_macro_f1": corpus_best.macro_f1 if corpus_best else None,
         "plain_lr_cv_accuracy": plain.accuracy if plain else None,
         "cv_best": cv_best,
+        "correct": best_real.correct,
+        "val_correct": _on_validation(ctx, real, best_real.correct),
         "real_examples": len(real),
         "selection": selection.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),

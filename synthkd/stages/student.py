@@ -144,8 +144,24 @@ def fit_student(
         "examples_per_s": report.examples_per_s_batch32,
         "baseline": result.baseline,
         "hard_negatives": asdict(negatives),
+        "val_correct": validation_correct(ctx, result.labels, texts, labels, probabilities),
         "seconds": round_seconds(started),
     }
+
+
+def validation_correct(
+    ctx: RunContext, names: Sequence[str], texts: Sequence[str], labels, probabilities
+) -> list[int | None] | None:
+    """1/0 per row of the recipe's validation file: was the student right on it (None:
+    not scored)? What the ship rule pairs with the rivals' out-of-fold predictions. None
+    without a validation file (the loop then validates on a split of its own corpus)."""
+    if ctx.inputs.validation is None:
+        return None
+    guessed = {
+        text: int(names[int(row.argmax())] == label)
+        for text, label, row in zip(texts, labels, probabilities, strict=True)
+    }
+    return [guessed.get(text) for text in ctx.inputs.validation["text"]]
 
 
 def fit_round_student(

@@ -130,8 +130,9 @@ def training_arguments(
     greater_is_better: bool = True,
     eval_batch_size: int = 16,
 ) -> TrainingArguments:
-    """CPU, seeded, linear warm-up/decay; evaluate and keep the best epoch when `metric` is set."""
-    evaluating = metric is not None
+    """CPU, seeded, linear warm-up/decay; evaluate and keep the best epoch when `metric` is set
+    and the config selects the best epoch."""
+    evaluating = metric is not None and config.select_best_epoch
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=epochs_to_run(config, train_examples),

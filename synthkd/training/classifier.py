@@ -112,7 +112,7 @@ def train_minilm(
     lengths = [len(ids) for ids in val_ds["input_ids"]]
     val_ds = val_ds.select(sorted(range(len(lengths)), key=lengths.__getitem__))
     callbacks: list[Any] = [RichProgress("training MiniLM student", enabled=progress)]
-    if config.early_stopping_patience > 0:
+    if config.select_best_epoch and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
         trainer = Trainer(

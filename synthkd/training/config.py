@@ -84,7 +84,17 @@ class StudentConfig(Settings):
         default=2,
         metadata={
             "help": 'Epochs without a better validation score (macro-F1; loss for "generative") '
-            "before training stops; 0 runs every epoch. The best epoch is kept either way."
+            "before training stops; 0 runs every epoch. The best epoch is kept either way (unless "
+            "select_best_epoch is off)."
+        },
+    )
+    select_best_epoch: bool = field(
+        default=True,
+        metadata={
+            "help": "Score validation after every epoch, keep the best epoch and stop early "
+            "(early_stopping_patience). False: train the whole schedule and keep the last "
+            "epoch: one validation pass instead of one per epoch, and a validation score "
+            "that no choice was made on."
         },
     )
     use_soft_labels: bool = field(

@@ -271,7 +271,7 @@ def _train(config, base, train, validation, staging, progress) -> dict[str, Any]
     except ValueError as exc:
         raise SynthkdError(f"student.target_modules: {' '.join(str(exc).split())}") from exc
     callbacks: list[Any] = [RichProgress("training generative student", enabled=progress)]
-    if config.early_stopping_patience > 0:
+    if config.select_best_epoch and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
         train_ds = _encode(tokenizer, train, config.max_length)

@@ -106,6 +106,10 @@ class CandidateScore:
     ranked_by: float | None = None
     """The score it was ranked by (higher is better): the mean over the folds every
     candidate was scored on (the first split's), so candidates are compared pairwise."""
+    correct: list[int | None] | None = field(default=None, repr=False)
+    """Per real example (in the order given), 1 if its out-of-fold prediction on the first
+    split was right, 0 if wrong, None if not scored: every candidate shares that split, so
+    two candidates can be compared example by example (`flows.shipping`)."""
 
     @property
     def name(self) -> str:
@@ -140,7 +144,10 @@ class Selection:
             "metric": self.metric,
             "best": self.best.name,
             "real_only_best": self.real_only.name,
-            "ranking": [{**asdict(c), "name": c.name} for c in self.ranking],
+            "ranking": [
+                {**{k: v for k, v in asdict(c).items() if k != "correct"}, "name": c.name}
+                for c in self.ranking
+            ],
         }
 
 
@@ -190,6 +197,7 @@ def cross_validate(
     repeats = 1 if kind in ONCE else config.repeats
     accuracies, f1s, losses, fold_scores = [], [], [], []
     scored = 0
+    correct: list[int | None] = [None] * len(real.texts)
     for repeat in range(repeats):
         splitter = StratifiedKFold(
             n_splits=n_splits, shuffle=True, random_state=config.seed + repeat
@@ -209,6 +217,9 @@ def cross_validate(
             proba = np.clip(student.predict_proba(test.texts), 1e-6, 1.0)
             proba = proba / proba.sum(axis=1, keepdims=True)
             guess = [labels[j] for j in proba.argmax(axis=1)]
+            if repeat == 0:
+                for i, label in zip(test_idx, guess, strict=True):
+                    correct[i] = int(label == real.labels[i])
             losses.append(float(log_loss(test.labels, proba, labels=labels)) * len(test))
             scored += len(test)
             truth += test.labels
@@ -231,6 +242,7 @@ def cross_validate(
         folds=len(fold_scores),
         fold_scores=[round(s, 4) for s in fold_scores],
         seconds=round(time.perf_counter() - start, 2),
+        correct=correct,
     )
 
 
