@@ -401,9 +401,7 @@ def _finish_classifier(
         "real_only": _without_predictions(rival),
     }
     # the shipped student is a copy of the one that won: score it once
-    copied = {"loop": "loop student (corpus + real)"}.get(pick["from"])
-    if rival and pick["from"] != "loop":
-        copied = rival["name"] if pick["from"] == "real_only" else rival["cv_best"]["name"]
+    copied = "loop student (corpus + real)" if pick["from"] == "loop" else pick["which"]
     same = {copied: "shipped student"}
     with _timed(seconds, "test scoring"):
         test = score_test.submit(ident, {k: v for k, v in models.items() if k not in same})

@@ -54,15 +54,10 @@ def _option(source: str, which: str, path: str, acc: float, f1: float, judged: s
 
 
 def _said(test: dict) -> str:
-    said = (
+    return (
         f"right where the other was wrong on {test['better']}, wrong where it was right on "
-        f"{test['worse']}, of {test['examples']} examples"
+        f"{test['worse']}, of {test['examples']} examples (one-sided McNemar p = {test['p']:.3f})"
     )
-    return said if test["p"] is None else f"{said} (one-sided McNemar p = {test['p']:.3f})"
-
-
-def _swapped(test: dict) -> dict:
-    return {**test, "better": test["worse"], "worse": test["better"], "p": None}
 
 
 def choose_shipped(
@@ -118,7 +113,8 @@ def choose_shipped(
     why = f"on the validation examples, against the real-only student, it was {_said(vs_real)}"
     if vs_real["worse"] >= vs_real["better"]:  # it must beat your own examples
         chosen = real
-        why = f"against the loop's student it was {_said(_swapped(vs_real))}"
+        real_vs_loop = paired(rival["val_correct"], loop["val_correct"])
+        why = f"against the loop's student it was {_said(real_vs_loop)}"
     # the corpus + real student won a CV contest among several candidates on these same
     # examples: its lead must be more than that contest's luck
     if corpus and chosen is mine and wins("corpus + real vs loop"):

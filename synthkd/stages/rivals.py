@@ -21,6 +21,7 @@ from typing import Any
 
 from synthkd.stages.context import RunContext
 from synthkd.stages.evidence import real_examples, shared_embeddings
+from synthkd.stages.student import on_validation_rows
 
 
 def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
@@ -34,14 +35,11 @@ def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
 
 
 def _on_validation(ctx: RunContext, real: Any, correct: list | None) -> list | None:
-    """Out-of-fold correctness (per real example) on the validation file's rows, in its
-    order: what the loop's student is paired with (`stages.validation_correct`)."""
-    if correct is None or ctx.inputs.validation is None:
+    """Out-of-fold correctness (per real example) on the validation file's rows: what the
+    loop's student is paired with."""
+    if correct is None:
         return None
-    where = {text: i for i, text in enumerate(real["text"])}
-    return [
-        correct[where[text]] if text in where else None for text in ctx.inputs.validation["text"]
-    ]
+    return on_validation_rows(ctx, dict(zip(real["text"], correct, strict=True)))
 
 
 def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:

@@ -152,16 +152,24 @@ def fit_student(
 def validation_correct(
     ctx: RunContext, names: Sequence[str], texts: Sequence[str], labels, probabilities
 ) -> list[int | None] | None:
-    """1/0 per row of the recipe's validation file: was the student right on it (None:
-    not scored)? What the ship rule pairs with the rivals' out-of-fold predictions. None
-    without a validation file (the loop then validates on a split of its own corpus)."""
+    """1/0 per row of the recipe's validation file: was the student right on it? What the
+    ship rule pairs with the rivals' out-of-fold predictions (`on_validation_rows`)."""
+    return on_validation_rows(
+        ctx,
+        {
+            text: int(names[int(row.argmax())] == label)
+            for text, label, row in zip(texts, labels, probabilities, strict=True)
+        },
+    )
+
+
+def on_validation_rows(ctx: RunContext, by_text: dict[str, Any]) -> list[Any] | None:
+    """BY_TEXT's values in the order of the recipe's validation file (None for a row it
+    lacks): the one alignment every per-example record of the ship rule uses. None without
+    a validation file (the loop then validates on a split of its own corpus)."""
     if ctx.inputs.validation is None:
         return None
-    guessed = {
-        text: int(names[int(row.argmax())] == label)
-        for text, label, row in zip(texts, labels, probabilities, strict=True)
-    }
-    return [guessed.get(text) for text in ctx.inputs.validation["text"]]
+    return [by_text.get(text) for text in ctx.inputs.validation["text"]]
 
 
 def fit_round_student(
