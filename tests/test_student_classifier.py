@@ -83,6 +83,9 @@ def test_evaluate_and_hard_negatives(trained, validation, tmp_path):
     assert sum(map(sum, report.confusion)) == len(texts)
     assert report.examples_per_s_batch32 > 0 and report.latency_ms > 0
     assert (tmp_path / "cm.png").stat().st_size > 1000
+    # scoring a test file times nothing at batch size 1: same figures, no latency
+    scored = evaluate(student, texts, labels, latency_samples=0)
+    assert scored.accuracy == report.accuracy and scored.latency_ms == 0.0
     # flip two labels so there are mistakes the student is confident about
     wrong = list(labels)
     wrong[0] = next(label for label in student.labels if label != labels[0])

@@ -88,6 +88,26 @@ def test_lora_is_skipped_and_says_why(news):
         SelectionConfig(candidates=("bert",))
 
 
+def test_encoder_tuning_is_tried_only_where_the_cheap_students_fall_short(news):
+    # news leads: frozen MiniLM separates the five labels, so the tuned encoder (minutes
+    # a fold) is not tried, and the ranking says why; listed first, it is still judged last
+    easy = SelectionConfig(folds=3, repeats=1, candidates=("contrastive", "frozen"), tune_below=0.5)
+    selection = select_student(news["real"], None, news["labels"], embed=news["embed"], config=easy)
+    frozen = next(c for c in selection.ranking if c.kind == "frozen")
+    tuned = next(c for c in selection.ranking if c.kind == "contrastive")
+    assert frozen.accuracy >= 0.5 and tuned.accuracy is None
+    assert "tune_below=0.5" in tuned.skipped and f"{frozen.accuracy:.3f}" in tuned.skipped
+    # tune_below=1.0 (the default) always tries it (here turned off by its own setting)
+    hard = SelectionConfig(
+        folds=3, repeats=1, candidates=("frozen", "contrastive"), contrastive_folds=0
+    )
+    selection = select_student(news["real"], None, news["labels"], embed=news["embed"], config=hard)
+    tuned = next(c for c in selection.ranking if c.kind == "contrastive")
+    assert tuned.skipped == "contrastive_folds=0"
+    with pytest.raises(SynthkdError):
+        SelectionConfig(tune_below=0.0)
+
+
 def test_fit_best_refits_and_saves(news, tmp_path):
     selection = select_student(
         news["real"], news["corpus"], news["labels"], embed=news["embed"], config=FAST

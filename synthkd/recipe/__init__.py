@@ -152,6 +152,15 @@ class LoopSection(Settings):
             "flatters it)."
         },
     )
+    rival_tune_below: Annotated[float, Field(gt=0, le=1)] = field(
+        default=0.95,
+        metadata={
+            "help": "Try the contrastively tuned rival only while the best frozen or TF-IDF "
+            "rival's CV accuracy is below this (1.0: always). Where frozen MiniLM already "
+            "separates your labels (news leads: 0.97), tens of examples cannot tell the "
+            "tuned encoder's last points from noise, and it costs minutes."
+        },
+    )
     ship_real_only: bool = field(
         default=True,
         metadata={

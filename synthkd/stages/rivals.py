@@ -62,6 +62,7 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         candidates=tuple(ctx.recipe.loop.rival_students),
         # each contrastive fold tunes the encoder (a minute on 2 cores): 3 folds bound it
         contrastive_folds=min(3, ctx.recipe.loop.cv_folds),
+        tune_below=ctx.recipe.loop.rival_tune_below,
         seed=ctx.seed,
     )
     embed = shared_embeddings()
@@ -114,6 +115,6 @@ def score_test(ctx: RunContext, models: dict[str, str]) -> dict[str, Any] | None
     texts, labels = test["text"].tolist(), test["label"].tolist()
     scored = {}
     for name, folder in models.items():
-        report = evaluate(load_student(folder), texts, labels)
+        report = evaluate(load_student(folder), texts, labels, latency_samples=0)
         scored[name] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
     return {"file": str(ctx.recipe.task.test), "examples": len(texts), "models": scored}

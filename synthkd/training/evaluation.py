@@ -92,6 +92,8 @@ class HardNegatives:
 
 def _batch1_speed(student: Classifier, texts: list[str], samples: int) -> dict[str, float]:
     sample = texts[:samples]
+    if not sample:  # not measured (e.g. scoring a test file: only accuracy is read)
+        return {"latency_ms": 0.0, "latency_ms_p95": 0.0, "examples_per_s_batch1": 0.0}
     student.predict_proba(sample[:2], batch_size=2)  # warm-up: first-call allocations
     timings = []
     for text in sample:
@@ -150,13 +152,16 @@ def evaluate(
     """Accuracy, macro-F1, per-class P/R/F1, confusion matrix and speed on (texts, labels).
 
     Labels the student was never trained on are refused: its scores would mean nothing.
+    `latency_samples=0` skips the batch-1 timing (its figures are then 0).
     """
     check_known_labels(labels, student.labels, "the evaluation set")
     speed = _batch1_speed(student, texts, latency_samples)
     if probabilities is None:  # the scoring pass is also the batch-32 measurement
         probabilities, speed["examples_per_s_batch32"] = _timed_proba(student, texts)
-    else:
+    elif latency_samples > 0:
         _, speed["examples_per_s_batch32"] = _timed_proba(student, texts[: 4 * latency_samples])
+    else:
+        speed["examples_per_s_batch32"] = 0.0
     return _report(student, texts, labels, probabilities, speed, plot_path)
 
 

@@ -51,7 +51,6 @@ def export_onnx(
             student.tokenizer,
             model,
             output_name="logits",
-            max_length=student.max_length,
             quantize=quantize,
         )
     student.tokenizer.save_pretrained(target)

@@ -9,6 +9,7 @@ into stratified folds; each fold is scored by a student trained on the other fol
   examples only and on corpus + real; ranked by CV score on the folds all were scored on. The real-only students
   are always candidates, so the winner is never worse than them by CV. LoRA costs minutes
   per fold on a CPU: `lora_folds=0` (the default) skips it, n > 0 scores it on n folds.
+  The encoder-tuning kinds are tried only while the cheap ones stay below `tune_below`.
 - `fit_best`: refit the winner on everything.
 - `accept_round`, `choose_cut` (choices.py): a guided round's records join only if the CV
   score does not drop; the critic's threshold (or no cut) maximises the CV score.
@@ -77,6 +78,11 @@ class SelectionConfig:
     contrastive_corpus: bool = False
     """Also score contrastive on corpus + real (k more tunings). Off: generated texts of a
     small teacher rarely help, and the real-only tuning already costs the most."""
+    tune_below: float = 1.0
+    """Score the encoder-tuning kinds (contrastive, LoRA: minutes each on a CPU) only while
+    no frozen or linear candidate reaches this CV accuracy; 1.0 always scores them. Where
+    frozen MiniLM already separates the labels, tens of real examples cannot tell a tuned
+    encoder's last points from noise, and the tuning costs the most of the selection."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.candidates) - set(KINDS))
@@ -86,6 +92,8 @@ class SelectionConfig:
             raise SynthkdError(f"selection metric must be one of {', '.join(METRICS)}")
         if self.folds < 2 or self.repeats < 1:
             raise SynthkdError("selection needs at least 2 folds and 1 repeat")
+        if not 0.0 < self.tune_below <= 1.0:
+            raise SynthkdError("selection tune_below must be in (0, 1]")
 
 
 @dataclass
@@ -269,8 +277,17 @@ def _memoised(make: Any) -> Any:
     return corpus_for
 
 
-def _skip(kind: str, with_corpus: bool, config: SelectionConfig) -> str | None:
-    """Why a candidate is not scored (None: it is)."""
+def _skip(
+    kind: str, with_corpus: bool, config: SelectionConfig, scored: list[CandidateScore]
+) -> str | None:
+    """Why a candidate is not scored (None: it is). SCORED: the candidates so far."""
+    if kind in ONCE and config.tune_below < 1.0:
+        cheap = [c.accuracy for c in scored if c.kind not in ONCE and c.accuracy is not None]
+        if cheap and max(cheap) >= config.tune_below:
+            return (
+                f"a frozen or linear candidate reached {max(cheap):.3f} CV accuracy "
+                f"(tune_below={config.tune_below:g}): the labels are already separated"
+            )
     if kind == "lora" and config.lora_folds <= 0:
         return "lora_folds=0: LoRA costs minutes per fold on CPU"
     if kind == "contrastive" and config.contrastive_folds <= 0:
@@ -319,10 +336,11 @@ def select_student(
     real_ex = examples(real, "the real examples")
     corpus_ex = _memoised(corpus) if callable(corpus) else examples(corpus, "the corpus")
     names = _label_set(real_ex, None if callable(corpus_ex) else corpus_ex, labels)
-    scores = []
-    for kind in config.candidates:
+    scores: list[CandidateScore] = []
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    for kind in sorted(config.candidates, key=order.__getitem__):  # the cheap kinds first
         for data in [None, corpus_ex] if corpus_ex is not None else [None]:
-            why = _skip(kind, data is not None, config)
+            why = _skip(kind, data is not None, config, scores)
             if why:
                 scores.append(CandidateScore(kind, "corpus+real" if data else "real", skipped=why))
                 continue
@@ -334,7 +352,6 @@ def select_student(
                 )
             )
     _rank_on_common_folds(scores, config.metric)
-    order = {kind: i for i, kind in enumerate(KINDS)}
     scores.sort(key=lambda c: (-_ranked(c), c.data != "real", order[c.kind]))
     return Selection(ranking=scores, metric=config.metric)
 
