@@ -113,3 +113,21 @@ def test_recipes_without_a_pool_are_left_alone(tmp_path):
     recipe = labelled_recipe(tmp_path)
     ctx = stages.open_context(recipe, tmp_path / "run")
     assert stages.pool_round(ctx, 0) is None
+
+
+def test_the_real_only_rival_self_trains_on_the_pool(tmp_path):
+    # the rival scores each real-only kind again self-trained on the pool texts (deduplicated,
+    # the recipe's own seed left out), from the same folds; no teacher is needed for it
+    recipe, corpus, truth, seed = _setup(tmp_path)
+    ctx = stages.open_context(recipe, tmp_path / "run")
+    ctx.stores().corpus.append(corpus, "round 0")
+    rival = stages.real_only_rival(ctx, tmp_path / "rival")
+    assert rival["pool_texts"] == len(truth)
+    ranking = {c["name"]: c for c in rival["selection"]["ranking"]}
+    for kind in ("frozen", "linear"):
+        assert ranking[f"{kind}/real+pool"]["folds"] == ranking[f"{kind}/real"]["folds"]
+    own = [c for c in rival["selection"]["ranking"] if c["data"] in ("real", "real+pool")]
+    assert rival["selection"]["without_corpus_best"] == own[0]["name"]
+    manifest = json.loads((tmp_path / "rival" / "student.json").read_text())
+    assert manifest["selected_by"]["ranking"][0]["name"] == own[0]["name"]
+    assert ("self-labelled" in rival["name"]) == (own[0]["data"] == "real+pool")

@@ -190,3 +190,41 @@ def test_fold_wise_corpus_never_sees_the_held_out_fold(news):
     assert len(calls) == 3  # once per fold, shared by both kinds
     assert all(seen < everything for seen in calls)
     assert {c.name for c in selection.ranking} >= {"frozen/corpus+real", "linear/real"}
+
+
+def test_self_training_on_the_unlabelled_pool_is_scored_and_refits(news, tmp_path):
+    # the pool: other real leads, labels removed (the recipe's `unlabelled:` file)
+    pool = [r["text"] for r in news["corpus"]]
+    selection = select_student(
+        news["real"], None, news["labels"], embed=news["embed"], config=FAST, pool=pool
+    )
+    by_name = {c.name: c for c in selection.ranking}
+    assert set(by_name) == {"frozen/real", "frozen/real+pool", "linear/real", "linear/real+pool"}
+    for kind in ("frozen", "linear"):  # the same folds, each fold's student labels the pool
+        plain, pooled = by_name[f"{kind}/real"], by_name[f"{kind}/real+pool"]
+        assert pooled.folds == plain.folds and len(pooled.correct) == len(news["real"])
+    best_own = max((c for c in selection.ranking), key=lambda c: c.ranked_by)
+    assert selection.without_corpus is best_own  # no corpus here: the best of the user's own
+    assert selection.real_only.data == "real"
+
+    frozen_pool = type(selection)(ranking=[by_name["frozen/real+pool"]], metric=selection.metric)
+    kwargs = {"embed": news["embed"], "config": FAST}
+    student = fit_best(
+        frozen_pool, news["real"], None, news["labels"], out_dir=tmp_path / "s", pool=pool, **kwargs
+    )
+    assert 0 < student.trained["self_trained"] <= len(pool)
+    plain = fit_best(
+        type(selection)(ranking=[by_name["frozen/real"]], metric=selection.metric),
+        news["real"],
+        None,
+        news["labels"],
+        **kwargs,
+    )
+    assert not np.allclose(student.predict_proba(pool), plain.predict_proba(pool))
+    again = FrozenHeadStudent.load(tmp_path / "s")
+    again._embed = news["embed"]
+    assert np.allclose(again.predict_proba(pool), student.predict_proba(pool), atol=1e-4)
+    with pytest.raises(SynthkdError, match="needs its pool"):
+        fit_best(frozen_pool, news["real"], None, news["labels"], **kwargs)
+    with pytest.raises(SynthkdError):
+        SelectionConfig(pool_confidence=1.5)

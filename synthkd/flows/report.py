@@ -321,7 +321,14 @@ def _shipped_section(summary: dict[str, Any]) -> list[str]:
         f"Cross-validation over your {rival['real_examples']} real examples "
         f"(seeds and validation), {rival['selection']['metric']} ranks the candidates. "
         "The corpus rows' labels were decided with all of your examples, so the "
-        "corpus + real figures lean optimistic; the real-only ones do not.\n\n",
+        "corpus + real figures lean optimistic; the real-only ones do not."
+        + (
+            f" real+pool: self-trained on {rival['pool_texts']} of your unlabelled texts, "
+            "each fold's student labelling them itself."
+            if rival.get("pool_texts")
+            else ""
+        )
+        + "\n\n",
         "| candidate | trained on | CV accuracy | CV macro-F1 |\n|---|---|---:|---:|\n",
     ]
     for c in rival["selection"]["ranking"]:

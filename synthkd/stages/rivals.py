@@ -5,8 +5,11 @@ corpus added nothing. So every labelled run:
 - ranks frozen-MiniLM + logistic head, linear TF-IDF and contrastively tuned MiniLM +
   logistic head (SetFit-style) students, on the real examples only and on corpus + real,
   by k-fold cross-validation over the real examples (`synthkd.training.select_student`):
-  does the corpus add anything, and which student kind suits this little data?
-- fits the best real-examples-only student, and the corpus + real CV winner when that
+  does the corpus add anything, and which student kind suits this little data? With an
+  `unlabelled:` pool each real-only kind is also scored self-trained on it ("real+pool":
+  each fold's own student labels the pool, `training.self_training`), the user's own
+  texts still, no generated one;
+- fits the best student on the user's own texts, and the corpus + real CV winner when that
   used the corpus; `flows.shipping.choose_shipped` decides which of them, or the loop's
   student, ships, and the summary says which and why;
 - scores the shipped student, and both contenders, on the recipe's `test:` file, which
@@ -21,17 +24,31 @@ from typing import Any
 
 from synthkd.stages.context import RunContext
 from synthkd.stages.evidence import real_examples, shared_embeddings
-from synthkd.stages.student import on_validation_rows
+from synthkd.stages.pool import pool_texts
+from synthkd.stages.student import corpus_table, on_validation_rows
 
 
-def _corpus_records(ctx: RunContext) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-
-    table = ctx.stores().corpus.read()
-    if "accepted" in table.column_names:
-        table = table.filter(pc.fill_null(table["accepted"], True))
+def _corpus_records(ctx: RunContext, training: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The corpus rows the loop's chosen student trained on (TRAINING: its `round`,
+    `use_cut`, `rounds` and `threshold`), so corpus + real candidates see the same rows."""
+    table = corpus_table(ctx.stores().corpus.read(), **(training or {}))
     columns = [c for c in ("text", "label", "soft_labels") if c in table.column_names]
     return table.select(columns).to_pylist()
+
+
+def _pool(ctx: RunContext) -> list[str] | None:
+    """The recipe's unlabelled texts (as the pool stage takes them: deduplicated, no real
+    example, at most `unlabelled_max`), for the self-trained candidates; None without."""
+    if not ctx.inputs.unlabelled:
+        return None
+    kept, _ = pool_texts(ctx, set())
+    return [text for _, text in kept] or None
+
+
+def _rival_name(best: Any) -> str:
+    if best.data == "real+pool":
+        return f"real examples + self-labelled unlabelled texts ({best.kind})"
+    return f"real examples only ({best.kind})"
 
 
 def _on_validation(ctx: RunContext, real: Any, correct: list | None) -> list | None:
@@ -42,10 +59,14 @@ def _on_validation(ctx: RunContext, real: Any, correct: list | None) -> list | N
     return on_validation_rows(ctx, dict(zip(real["text"], correct, strict=True)))
 
 
-def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
+def real_only_rival(
+    ctx: RunContext, out_dir: Path, training: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """CV ranking (corpus + real vs real only) and the best real-only student, saved;
     `cv_best` is the CV winner when it used the corpus (saved beside, `<out_dir>-cv-best`),
     else None. `plain_lr_cv_accuracy`: the plain rival (frozen MiniLM + LR, real only).
+    TRAINING (`corpus_table`'s keywords): which corpus rows the loop's student trained on;
+    corpus + real candidates train on those (default: every row the critic accepted).
     None when some label has fewer than two real examples (nothing to cross-validate), or
     for annotate recipes, whose validation is teacher-labelled: no common yardstick."""
     from synthkd.training import Selection, SelectionConfig, fit_best, select_student
@@ -66,13 +87,16 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         seed=ctx.seed,
     )
     embed = shared_embeddings()
-    corpus = _corpus_records(ctx) or None
-    selection = select_student(real, corpus, ctx.labels, embed=embed, config=config)
-    best_real = selection.real_only
+    corpus = _corpus_records(ctx, training) or None
+    pool = _pool(ctx)
+    selection = select_student(real, corpus, ctx.labels, embed=embed, config=config, pool=pool)
+    best_real = selection.without_corpus
     only_real = Selection(ranking=[best_real], metric=selection.metric)
-    fit_best(only_real, real, None, ctx.labels, embed=embed, config=config, out_dir=out_dir)
+    fit_best(
+        only_real, real, None, ctx.labels, embed=embed, config=config, out_dir=out_dir, pool=pool
+    )
     cv_best = None
-    if selection.best.data != "real":  # corpus + real beat every real-only student by CV
+    if selection.best.data == "corpus+real":  # corpus + real beat every student of your own by CV
         best_dir = out_dir.parent / f"{out_dir.name}-cv-best"
         fit_best(selection, real, corpus, ctx.labels, embed=embed, config=config, out_dir=best_dir)
         best = selection.best
@@ -90,7 +114,7 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
     plain = next((c for c in selection.ranking if c.name == "frozen/real"), None)
     return {
         "path": str(out_dir),
-        "name": f"real examples only ({best_real.kind})",
+        "name": _rival_name(best_real),
         "cv_accuracy": best_real.accuracy,
         "cv_macro_f1": best_real.macro_f1,
         "corpus_cv_accuracy": corpus_best.accuracy if corpus_best else None,
@@ -100,6 +124,8 @@ def real_only_rival(ctx: RunContext, out_dir: Path) -> dict[str, Any] | None:
         "correct": best_real.correct,
         "val_correct": _on_validation(ctx, real, best_real.correct),
         "real_examples": len(real),
+        "pool_texts": len(pool or []),
+        "corpus_rows": len(corpus or []),
         "selection": selection.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }

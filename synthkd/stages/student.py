@@ -27,19 +27,19 @@ from synthkd.stages.generate import round_seconds, teacher_slots
 COLUMNS = ["text", "label", "soft_labels"]
 
 
-def training_frame(
-    ctx: RunContext,
+def corpus_table(
     table: Any,
     *,
     round: int | None = None,
     use_cut: bool = True,
     rounds: Sequence[int] | None = None,
     threshold: float | None = None,
-) -> pd.DataFrame:
-    """Corpus rows up to ROUND (sorted by id: the same order however the table was read),
-    only those of `rounds` when given (guided rounds the CV turned down are left out),
-    the critic's cut applied when `use_cut` (scores below `threshold` when one was chosen
-    on the real examples, else the critic's own `accepted`), then the user's real examples."""
+) -> Any:
+    """The corpus rows a student trains on, as a pyarrow table (sorted by id: the same order
+    however the table was read): rows up to ROUND, only those of `rounds` when given (guided
+    rounds the CV turned down are left out), the critic's cut applied when `use_cut`
+    (scores below `threshold` when one was chosen on the real examples, else the critic's
+    own `accepted`). The loop's student and its real-examples-only rival read the same rows."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -56,10 +56,26 @@ def training_frame(
         table = table.filter(pc.fill_null(table["accepted"], True))
     if "accepted" in table.column_names:
         table = table.drop_columns(["accepted"])
+    if "id" in table.column_names and table.num_rows:
+        table = table.sort_by("id")
+    return table
+
+
+def training_frame(
+    ctx: RunContext,
+    table: Any,
+    *,
+    round: int | None = None,
+    use_cut: bool = True,
+    rounds: Sequence[int] | None = None,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """`corpus_table`'s rows, then the user's real examples."""
+    import pandas as pd
+
+    table = corpus_table(table, round=round, use_cut=use_cut, rounds=rounds, threshold=threshold)
     if table.num_rows == 0:
         raise SynthkdError("the corpus is empty: no records to train on")
-    if "id" in table.column_names:
-        table = table.sort_by("id")
     frame = table.to_pandas()
     for column in ("text", "label"):
         if column not in frame.columns:

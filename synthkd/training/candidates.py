@@ -13,7 +13,7 @@ from synthkd.training.contrastive import contrastive_student
 from synthkd.training.frozen import Embed, frozen_student, linear_student
 
 if TYPE_CHECKING:
-    from synthkd.training.selection import SelectionConfig
+    from synthkd.training.cross_validation import SelectionConfig
 
 
 def fit_candidate(

@@ -14,15 +14,9 @@ from typing import Any
 import numpy as np
 
 from synthkd.errors import SynthkdError
+from synthkd.training.cross_validation import SelectionConfig, _join, _take, cross_validate
 from synthkd.training.frozen import Embed
-from synthkd.training.selection import (
-    SelectionConfig,
-    _join,
-    _label_set,
-    _take,
-    cross_validate,
-    examples,
-)
+from synthkd.training.selection import _label_set, examples
 
 
 @dataclass

@@ -10,6 +10,8 @@ into stratified folds; each fold is scored by a student trained on the other fol
   are always candidates, so the winner is never worse than them by CV. LoRA costs minutes
   per fold on a CPU: `lora_folds=0` (the default) skips it, n > 0 scores it on n folds.
   The encoder-tuning kinds are tried only while the cheap ones stay below `tune_below`.
+  With the user's unlabelled texts, each real-only kind is also scored self-trained on
+  them (self_training.py), from the same folds.
 - `fit_best`: refit the winner on everything.
 - `accept_round`, `choose_cut` (choices.py): a guided round's records join only if the CV
   score does not drop; the critic's threshold (or no cut) maximises the CV score.
@@ -18,117 +20,28 @@ into stratified folds; each fold is scored by a student trained on the other fol
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, log_loss
-from sklearn.model_selection import StratifiedKFold
 
 from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples, labelled_examples
 from synthkd.training.candidates import fit_candidate
-from synthkd.training.contrastive import ContrastiveConfig
+from synthkd.training.cross_validation import (
+    KINDS,
+    ONCE,
+    CandidateScore,
+    SelectionConfig,
+    _cross_validate,
+    _join,
+    cross_validate,
+)
 from synthkd.training.frozen import Embed
+from synthkd.training.self_training import SELF_TRAINED, self_train
 
-KINDS = ("frozen", "linear", "contrastive", "lora")
-ONCE = ("contrastive", "lora")
-"""Kinds scored on one k-fold split (not `repeats`): each fit tunes an encoder."""
-METRICS = ("log_loss", "macro_f1", "accuracy")
-Corpus = Any
-"""A corpus: any table of records, LabelledExamples, None, or a function from the training
-fold's real examples to the corpus (labels decided from that fold only: no leak)."""
-
-
-@dataclass
-class SelectionConfig:
-    """How candidates are compared."""
-
-    folds: int = 5
-    """Stratified folds over the real examples (fewer when a label has fewer examples)."""
-    candidates: tuple[str, ...] = KINDS
-    """Student kinds to compare: "frozen", "linear", "contrastive", "lora"."""
-    lora_folds: int = 0
-    """Folds LoRA is scored on; 0 skips it (minutes per fold on a CPU)."""
-    metric: str = "log_loss"
-    """What `accept_round` and `choose_cut` compare: "log_loss" (a proper scoring rule: on
-    tens of real examples it is steadier than the others), "macro_f1" or "accuracy"."""
-    choose_by: str = "macro_f1"
-    """What ranks the student kinds in `select_student`. Not log loss: heads of different
-    kinds are calibrated differently (the contrastive head is softer), and log loss then
-    ranks calibration over what the user sees (on tweets and SMS the contrastive student
-    was +4.5 points CV accuracy yet worse by log loss)."""
-    C: float = 10.0
-    """Inverse regularisation of the logistic heads (frozen and linear)."""
-    seed: int = 0
-    """Seed of the fold split (and of LoRA training)."""
-    repeats: int = 3
-    """Times the k-fold split is redrawn (frozen and linear; LoRA runs once): with tens of
-    real examples one split is a noisy judge, the mean of a few is steadier."""
-    lora_epochs: int = 4
-    """Epochs of each LoRA fit."""
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    """How the contrastive candidate tunes its encoder (its seed is `seed`)."""
-    contrastive_folds: int = 5
-    """Folds of the first split the contrastive candidate is scored on (each tunes an
-    encoder: seconds to a minute on CPU); 0 skips it."""
-    contrastive_corpus: bool = False
-    """Also score contrastive on corpus + real (k more tunings). Off: generated texts of a
-    small teacher rarely help, and the real-only tuning already costs the most."""
-    tune_below: float = 1.0
-    """Score the encoder-tuning kinds (contrastive, LoRA: minutes each on a CPU) only while
-    no frozen or linear candidate reaches this CV accuracy; 1.0 always scores them. Where
-    frozen MiniLM already separates the labels, tens of real examples cannot tell a tuned
-    encoder's last points from noise, and the tuning costs the most of the selection."""
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.candidates) - set(KINDS))
-        if unknown:
-            raise SynthkdError(f"unknown student candidates: {', '.join(unknown)}")
-        if self.metric not in METRICS or self.choose_by not in METRICS:
-            raise SynthkdError(f"selection metric must be one of {', '.join(METRICS)}")
-        if self.folds < 2 or self.repeats < 1:
-            raise SynthkdError("selection needs at least 2 folds and 1 repeat")
-        if not 0.0 < self.tune_below <= 1.0:
-            raise SynthkdError("selection tune_below must be in (0, 1]")
-
-
-@dataclass
-class CandidateScore:
-    """One candidate's cross-validated figures on the real examples."""
-
-    kind: str
-    data: str
-    """"real" (the real examples only) or "corpus+real"."""
-    accuracy: float | None = None
-    macro_f1: float | None = None
-    log_loss: float | None = None
-    folds: int = 0
-    fold_scores: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    skipped: str | None = None
-    """Why it was not scored (e.g. LoRA with lora_folds=0)."""
-    ranked_by: float | None = None
-    """The score it was ranked by (higher is better): the mean over the folds every
-    candidate was scored on (the first split's), so candidates are compared pairwise."""
-    correct: list[int | None] | None = field(default=None, repr=False)
-    """Per real example (in the order given), 1 if its out-of-fold prediction on the first
-    split was right, 0 if wrong, None if not scored: every candidate shares that split, so
-    two candidates can be compared example by example (`flows.shipping`)."""
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}/{self.data}"
-
-    def score(self, metric: str) -> float:
-        """Higher is better (log loss is negated); unscored candidates rank last."""
-        value = getattr(self, metric)
-        if value is None:
-            return -float("inf")
-        return -float(value) if metric == "log_loss" else float(value)
+WITHOUT_CORPUS = ("real", "real+pool")
+"""What a student trained without the generated corpus may use: the user's own texts."""
 
 
 @dataclass
@@ -147,11 +60,20 @@ class Selection:
         """The best candidate trained on the real examples only."""
         return next(c for c in self.ranking if c.data == "real")
 
+    @property
+    def without_corpus(self) -> CandidateScore:
+        """The best candidate trained on the user's own texts only: the real examples, and
+        the unlabelled pool self-trained on when that scored better."""
+        return next(c for c in self.ranking if c.data in WITHOUT_CORPUS)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
             "best": self.best.name,
-            "real_only_best": self.real_only.name,
+            "real_only_best": next((c.name for c in self.ranking if c.data == "real"), None),
+            "without_corpus_best": next(
+                (c.name for c in self.ranking if c.data in WITHOUT_CORPUS), None
+            ),
             "ranking": [
                 {**{k: v for k, v in asdict(c).items() if k != "correct"}, "name": c.name}
                 for c in self.ranking
@@ -164,94 +86,6 @@ def examples(data: Any, what: str) -> LabelledExamples | None:
     if data is None or isinstance(data, LabelledExamples):
         return data
     return labelled_examples(data, what=what)
-
-
-def _join(*parts: LabelledExamples | None) -> LabelledExamples:
-    out = LabelledExamples([], [], [])
-    for part in parts:
-        if part is not None:
-            out.texts += part.texts
-            out.labels += part.labels
-            out.soft_labels += part.soft_labels
-    return out
-
-
-def _take(data: LabelledExamples, idx: Sequence[int]) -> LabelledExamples:
-    return LabelledExamples(
-        [data.texts[i] for i in idx],
-        [data.labels[i] for i in idx],
-        [data.soft_labels[i] for i in idx],
-    )
-
-
-def cross_validate(
-    kind: str,
-    real: LabelledExamples,
-    corpus: Corpus,
-    labels: list[str],
-    *,
-    embed: Embed | None = None,
-    config: SelectionConfig | None = None,
-    max_folds: int | None = None,
-) -> CandidateScore:
-    """CV over the real examples (`repeats` times, the mean); the corpus (if any) is in
-    every training fold and never scored."""
-    config = config or SelectionConfig()
-    start = time.perf_counter()
-    counts = {label: real.labels.count(label) for label in set(real.labels)}
-    n_splits = min(config.folds, min(counts.values()))
-    if n_splits < 2:
-        raise SynthkdError("cross-validation needs at least 2 real examples of every label")
-    repeats = 1 if kind in ONCE else config.repeats
-    accuracies, f1s, losses, fold_scores = [], [], [], []
-    scored = 0
-    correct: list[int | None] = [None] * len(real.texts)
-    for repeat in range(repeats):
-        splitter = StratifiedKFold(
-            n_splits=n_splits, shuffle=True, random_state=config.seed + repeat
-        )
-        truth: list[str] = []
-        predicted: list[str] = []
-        for fold, (train_idx, test_idx) in enumerate(splitter.split(real.texts, real.labels)):
-            if max_folds is not None and fold >= max_folds:
-                break
-            fold_real = _take(real, train_idx)
-            fold_corpus = corpus(fold_real) if callable(corpus) else corpus
-            train = _join(fold_corpus, fold_real)
-            test = _take(real, test_idx)
-            student = fit_candidate(
-                kind, train, labels, embed=embed, config=config, real_count=len(fold_real)
-            )
-            proba = np.clip(student.predict_proba(test.texts), 1e-6, 1.0)
-            proba = proba / proba.sum(axis=1, keepdims=True)
-            guess = [labels[j] for j in proba.argmax(axis=1)]
-            if repeat == 0:
-                for i, label in zip(test_idx, guess, strict=True):
-                    correct[i] = int(label == real.labels[i])
-            losses.append(float(log_loss(test.labels, proba, labels=labels)) * len(test))
-            scored += len(test)
-            truth += test.labels
-            predicted += guess
-            fold_scores.append(
-                losses[-1] / len(test)
-                if config.metric == "log_loss"
-                else float(f1_score(test.labels, guess, average="macro", zero_division=0))
-                if config.metric == "macro_f1"
-                else float(accuracy_score(test.labels, guess))
-            )
-        accuracies.append(float(accuracy_score(truth, predicted)))
-        f1s.append(float(f1_score(truth, predicted, average="macro", zero_division=0)))
-    return CandidateScore(
-        kind=kind,
-        data="real" if corpus is None else "corpus+real",
-        accuracy=float(np.mean(accuracies)),
-        macro_f1=float(np.mean(f1s)),
-        log_loss=float(np.sum(losses) / scored),
-        folds=len(fold_scores),
-        fold_scores=[round(s, 4) for s in fold_scores],
-        seconds=round(time.perf_counter() - start, 2),
-        correct=correct,
-    )
 
 
 def _label_set(real: LabelledExamples, corpus: LabelledExamples | None, labels) -> list[str]:
@@ -321,6 +155,7 @@ def select_student(
     *,
     embed: Embed | None = None,
     config: SelectionConfig | None = None,
+    pool: Sequence[str] | None = None,
 ) -> Selection:
     """Rank every candidate kind x {real only, corpus + real} by CV over the real examples.
 
@@ -329,7 +164,9 @@ def select_student(
     fold's real examples to the corpus labelled with them only (e.g. `label_evidence`
     run on that fold): labels decided with all real examples leak the held-out fold into
     the corpus and flatter corpus+real. `embed`: texts -> MiniLM embeddings (share the
-    critic's `EmbeddingCache`). Ties go to the real-only student, then the cheaper kind.
+    critic's `EmbeddingCache`). `pool`: the user's unlabelled texts; each real-only
+    candidate is then also scored self-trained on them ("real+pool"), from the same folds.
+    Ties go to the real-only student, then the cheaper kind.
     """
     config = config or SelectionConfig()
     config = replace(config, metric=config.choose_by)  # fold scores in the ranking metric
@@ -346,13 +183,20 @@ def select_student(
                 continue
             max_folds = {"lora": config.lora_folds, "contrastive": config.contrastive_folds}
             max_folds = max_folds.get(kind)
-            scores.append(
-                cross_validate(
-                    kind, real_ex, data, names, embed=embed, config=config, max_folds=max_folds
-                )
+            unlabelled = pool if data is None and kind in SELF_TRAINED else None
+            scores += _cross_validate(
+                kind,
+                real_ex,
+                data,
+                names,
+                embed=embed,
+                config=config,
+                max_folds=max_folds,
+                pool=list(unlabelled) if unlabelled else None,
             )
     _rank_on_common_folds(scores, config.metric)
-    scores.sort(key=lambda c: (-_ranked(c), c.data != "real", order[c.kind]))
+    data_order = {"real": 0, "real+pool": 1, "corpus+real": 2}
+    scores.sort(key=lambda c: (-_ranked(c), data_order[c.data], order[c.kind]))
     return Selection(ranking=scores, metric=config.metric)
 
 
@@ -365,8 +209,10 @@ def fit_best(
     embed: Embed | None = None,
     config: SelectionConfig | None = None,
     out_dir: str | Path | None = None,
+    pool: Sequence[str] | None = None,
 ) -> Any:
-    """Refit the winner on all its data (real, plus the corpus if it won with it).
+    """Refit the winner on all its data (real, plus the corpus if it won with it; then
+    self-trained on `pool` if it won that way).
 
     Returns the student (labels + predict_proba); with `out_dir` it is also saved there
     (frozen, contrastive and linear: student.json + weights, contrastive also its tuned
@@ -389,6 +235,12 @@ def fit_best(
         out_dir=out_dir,
         real_count=len(real_ex),
     )
+    if best.data == "real+pool":
+        if not pool:
+            raise SynthkdError(f"{best.name} won the selection: fit_best needs its pool")
+        student = self_train(
+            student, best.kind, train, list(pool), names, embed=embed, config=config
+        )
     if out_dir is not None and best.kind != "lora":
         Path(out_dir).mkdir(parents=True, exist_ok=True)  # the linear student saves into it
         student.save(Path(out_dir))
