@@ -47,11 +47,6 @@ def test_a_round_of_wrong_labels_is_turned_down_and_a_good_one_joins(tmp_path):
     assert not texts & {row["text"] for row in _rows(1, True, slice(7, 14))}
     assert {row["text"] for row in _rows(2, False, slice(14, 20))} <= texts
 
-    # and the real-examples-only rival's corpus + real candidates train on those rows too
-    training = {"round": 2, "use_cut": False, "rounds": good["rounds"], "threshold": None}
-    rival = stages.real_only_rival(ctx, tmp_path / "rival", training)
-    assert rival["corpus_rows"] == len(frame) - len(ctx.inputs.real), rival
-
 
 def test_the_cut_is_chosen_on_the_real_examples(tmp_path):
     recipe = labelled_recipe(tmp_path, student="linear")

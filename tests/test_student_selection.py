@@ -106,6 +106,17 @@ def test_encoder_tuning_is_tried_only_where_the_cheap_students_fall_short(news):
     assert tuned.skipped == "contrastive_folds=0"
     with pytest.raises(SynthkdError):
         SelectionConfig(tune_below=0.0)
+    # only students of the user's own examples count: a corpus that repeats the real
+    # examples flatters corpus + real CV (each held-out text is in training) past the bar
+    config = SelectionConfig(
+        folds=3, repeats=1, candidates=("frozen", "lora"), lora_folds=0, tune_below=0.99
+    )
+    selection = select_student(
+        news["real"], news["real"], news["labels"], embed=news["embed"], config=config
+    )
+    by_name = {c.name: c for c in selection.ranking}
+    assert by_name["frozen/corpus+real"].accuracy >= 0.99 > by_name["frozen/real"].accuracy
+    assert by_name["lora/real"].skipped.startswith("lora_folds=0")
 
 
 def test_fit_best_refits_and_saves(news, tmp_path):

@@ -345,10 +345,7 @@ def _finish_classifier(
     chosen_cut = chosen.get("cut", use_cut) if chosen is best else False
     rounds, threshold = chosen.get("rounds"), chosen.get("threshold") if chosen_cut else None
     with _timed(seconds, "real-examples-only rival"):
-        training = {"round": best_round, "use_cut": chosen_cut}
-        training |= {"rounds": rounds, "threshold": threshold}
-        rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only"), training)
-        rival = rival.result()
+        rival = real_only_rival.submit(ident, str(run_dir / "rounds" / "real-only")).result()
     loop = ctx.recipe.loop
     pick = choose_shipped(chosen, rival, loop.ship_real_only, loop.ship_alpha)
     ship_rival = pick["from"] != "loop"

@@ -162,11 +162,10 @@ def teacher_baseline(ident: Identity, limit: int | None = None) -> dict | None:
 
 
 @task(name="real-only-rival", **CACHED)
-def real_only_rival(ident: Identity, out_dir: str, training: dict | None = None) -> dict:
-    """The best student on the user's real examples only, chosen by cross-validation
-    (beside corpus + real on TRAINING's rows: those the loop's student trained on)."""
+def real_only_rival(ident: Identity, out_dir: str) -> dict:
+    """The best student on the user's own texts, chosen by cross-validation."""
     emit("student", action="real-examples-only rival")
-    return stages.real_only_rival(stages.context_from(ident), Path(out_dir), training)
+    return stages.real_only_rival(stages.context_from(ident), Path(out_dir))
 
 
 @task(name="score-test", cache_policy=NO_CACHE)  # students are reinstalled per run

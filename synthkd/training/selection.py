@@ -116,11 +116,18 @@ def _skip(
 ) -> str | None:
     """Why a candidate is not scored (None: it is). SCORED: the candidates so far."""
     if kind in ONCE and config.tune_below < 1.0:
-        cheap = [c.accuracy for c in scored if c.kind not in ONCE and c.accuracy is not None]
+        # only students of the user's own texts: a corpus's labels were decided with every
+        # real example, so corpus + real CV leans optimistic (SMS spam: frozen corpus + real
+        # 0.952 CV skipped the tuned student, and the run shipped 0.954 on test, not 0.976)
+        cheap = [
+            c.accuracy
+            for c in scored
+            if c.kind not in ONCE and c.data in WITHOUT_CORPUS and c.accuracy is not None
+        ]
         if cheap and max(cheap) >= config.tune_below:
             return (
-                f"a frozen or linear candidate reached {max(cheap):.3f} CV accuracy "
-                f"(tune_below={config.tune_below:g}): the labels are already separated"
+                f"a frozen or linear student of your own examples reached {max(cheap):.3f} "
+                f"CV accuracy (tune_below={config.tune_below:g}): the labels are already separated"
             )
     if kind == "lora" and config.lora_folds <= 0:
         return "lora_folds=0: LoRA costs minutes per fold on CPU"
