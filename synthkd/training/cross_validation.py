@@ -146,20 +146,11 @@ def _take(data: LabelledExamples, idx: Sequence[int]) -> LabelledExamples:
 
 
 def cross_validate(
-    kind: str,
-    real: LabelledExamples,
-    corpus: Corpus,
-    labels: list[str],
-    *,
-    embed: Embed | None = None,
-    config: SelectionConfig | None = None,
-    max_folds: int | None = None,
+    kind: str, real: LabelledExamples, corpus: Corpus, labels: list[str], **options: Any
 ) -> CandidateScore:
     """CV over the real examples (`repeats` times, the mean); the corpus (if any) is in
-    every training fold and never scored."""
-    return _cross_validate(
-        kind, real, corpus, labels, embed=embed, config=config, max_folds=max_folds
-    )[0]
+    every training fold and never scored. OPTIONS: `cross_validate_variants`' keywords."""
+    return cross_validate_variants(kind, real, corpus, labels, **options)[0]
 
 
 class _Tally:
@@ -215,7 +206,7 @@ class _Tally:
         )
 
 
-def _cross_validate(
+def cross_validate_variants(
     kind: str,
     real: LabelledExamples,
     corpus: Corpus,
@@ -268,4 +259,11 @@ def _cross_validate(
     return scores
 
 
-__all__ = ["KINDS", "ONCE", "CandidateScore", "SelectionConfig", "cross_validate"]
+__all__ = [
+    "KINDS",
+    "ONCE",
+    "CandidateScore",
+    "SelectionConfig",
+    "cross_validate",
+    "cross_validate_variants",
+]

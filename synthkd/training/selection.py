@@ -33,9 +33,9 @@ from synthkd.training.cross_validation import (
     ONCE,
     CandidateScore,
     SelectionConfig,
-    _cross_validate,
     _join,
     cross_validate,
+    cross_validate_variants,
 )
 from synthkd.training.frozen import Embed
 from synthkd.training.self_training import SELF_TRAINED, self_train
@@ -55,25 +55,26 @@ class Selection:
     def best(self) -> CandidateScore:
         return self.ranking[0]
 
+    def _first(self, data: Sequence[str]) -> CandidateScore | None:
+        return next((c for c in self.ranking if c.data in data), None)
+
     @property
     def real_only(self) -> CandidateScore:
         """The best candidate trained on the real examples only."""
-        return next(c for c in self.ranking if c.data == "real")
+        return self._first(("real",))
 
     @property
     def without_corpus(self) -> CandidateScore:
         """The best candidate trained on the user's own texts only: the real examples, and
         the unlabelled pool self-trained on when that scored better."""
-        return next(c for c in self.ranking if c.data in WITHOUT_CORPUS)
+        return self._first(WITHOUT_CORPUS)
 
     def to_dict(self) -> dict[str, Any]:
+        best_of = {"real_only_best": ("real",), "without_corpus_best": WITHOUT_CORPUS}
         return {
             "metric": self.metric,
             "best": self.best.name,
-            "real_only_best": next((c.name for c in self.ranking if c.data == "real"), None),
-            "without_corpus_best": next(
-                (c.name for c in self.ranking if c.data in WITHOUT_CORPUS), None
-            ),
+            **{key: getattr(self._first(data), "name", None) for key, data in best_of.items()},
             "ranking": [
                 {**{k: v for k, v in asdict(c).items() if k != "correct"}, "name": c.name}
                 for c in self.ranking
@@ -191,7 +192,7 @@ def select_student(
             max_folds = {"lora": config.lora_folds, "contrastive": config.contrastive_folds}
             max_folds = max_folds.get(kind)
             unlabelled = pool if data is None and kind in SELF_TRAINED else None
-            scores += _cross_validate(
+            scores += cross_validate_variants(
                 kind,
                 real_ex,
                 data,
