@@ -245,6 +245,11 @@ class CorpusStore:
         history = sorted(self._table.history(), key=lambda item: item["version"])
         return [version_from_history(e, self.count(e["version"])) for e in history]
 
+    def messages(self) -> list[str]:
+        """Every commit's message, oldest first: `versions` without reading each version."""
+        history = sorted(self._table.history(), key=lambda item: item["version"])
+        return [version_from_history(e, 0).message for e in history]
+
     def diff(self, v1: int, v2: int) -> CorpusDiff:
         """Records added and removed between two versions (either order), and rescored ones."""
         columns = ["id", self.group_column, "critic_score", "critic_version", "accepted"]

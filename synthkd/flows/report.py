@@ -320,8 +320,8 @@ def _shipped_section(summary: dict[str, Any]) -> list[str]:
         f"Shipped: **{shipped['which']}**, because {shipped['why']}.\n\n",
         f"Cross-validation over your {rival['real_examples']} real examples "
         f"(seeds and validation), {rival['selection']['metric']} ranks the candidates. "
-        "The corpus rows' labels were decided with all of your examples, so the "
-        "corpus + real figures lean optimistic; the real-only ones do not."
+        "In each fold the corpus rows' labels are decided again from that fold's real "
+        "examples only, so no held-out example votes for the corpus."
         + (
             f" real+pool: self-trained on {rival['pool_texts']} of your unlabelled texts, "
             "each fold's student labelling them itself."

@@ -49,7 +49,8 @@ def decisions_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
     rows = [
         "\n## Choices made on your real examples\n",
         "Each round is judged by k-fold cross-validation over your real examples (frozen "
-        f"MiniLM + logistic head on corpus + real; {shown}, higher is better): a guided "
+        f"MiniLM + logistic head on corpus + real, each fold deciding the corpus labels again "
+        f"from its own real examples; {shown}, higher is better): a guided "
         "round's records join the training set only if the score does not drop, and the "
         "critic's cut is the one with the best score (ties: no cut).\n\n",
         "| round | records join | CV before | CV after | training rounds | cut (critic score >=) "

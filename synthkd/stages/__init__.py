@@ -14,7 +14,8 @@ and student whichever way it is run. See docs/architecture.md.
   `teacher_baseline`: students and the teacher beside them; `evaluate_student`,
   `export_copy`, `merge_copy`: a trained student on a file, and its serving copies.
 - `round_decision`: whether a guided round's records join, and the critic's cut, by CV
-  over the real examples.
+  over the real examples; `FoldEvidence`: the corpus as each CV fold's own label evidence
+  decides it (what every corpus + real CV score sees).
 - `label_round`: labels from evidence (relabel, or reject with `label_disagreement`).
   It, `generate_round`, `filter_round` and `score_round` split their work over a Dask
   cluster's workers when one runs them (`stages/scale.py`).
@@ -77,6 +78,7 @@ from synthkd.stages.evaluate import (
     texts_in,
 )
 from synthkd.stages.evidence import real_examples, shared_embeddings
+from synthkd.stages.fold_evidence import FoldEvidence
 from synthkd.stages.generate import filter_round, generate_round, teacher_slots
 from synthkd.stages.inputs import Inputs, check_inputs, code_version
 from synthkd.stages.pool import pool_round
@@ -142,6 +144,7 @@ __all__ = [
     "remember",
     "round_cost",
     "round_decision",
+    "FoldEvidence",
     "save_round",
     "score_round",
     "score_store",

@@ -8,7 +8,9 @@ and the loop makes several choices per round. So each round:
 - the critic's cut for the training set so far is chosen the same way: no cut, or the
   lowest-scored 10-50% dropped, ties going to no cut (`training.choose_cut`).
 Both are cheap (embeddings are cached, the heads are logistic regressions), so they run
-every round instead of one extra student training at the end.
+every round instead of one extra student training at the end. Both see the corpus as each
+training fold's own label evidence decides it (`FoldEvidence`): labels decided with every
+real example would let the held-out fold vote for the corpus.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def _rows(table: Any, rounds: Sequence[int]) -> list[dict[str, Any]]:
 
     part = table.filter(pc.is_in(table["round"], pa.array(list(rounds), table["round"].type)))
     columns = [
-        c for c in ("id", "text", "label", "soft_labels", "critic_score") if c in part.column_names
+        c
+        for c in ("id", "round", "text", "label", "soft_labels", "critic_score", "meta")
+        if c in part.column_names
     ]
     return part.select(columns).sort_by("id").to_pylist()
 
@@ -48,6 +52,7 @@ def round_decision(
     `rounds` is the training set's rounds after this decision, `threshold` the critic score
     to keep (None: no cut).
     """
+    from synthkd.stages.fold_evidence import FoldEvidence
     from synthkd.training import SelectionConfig, accept_round, choose_cut
 
     started = time.perf_counter()
@@ -56,13 +61,20 @@ def round_decision(
         return None
     config = SelectionConfig(folds=ctx.recipe.loop.cv_folds, seed=ctx.seed)
     embed = shared_embeddings()
+    judge = FoldEvidence(ctx).corpus
     table = ctx.stores().corpus.read()
     before_rows = _rows(table, included) if included else []
     new_rows = _rows(table, [round])
     accepted, before, after = True, None, None
     if included and new_rows:
         decision = accept_round(
-            before_rows or None, new_rows, real, ctx.labels, embed=embed, config=config
+            before_rows or None,
+            new_rows,
+            real,
+            ctx.labels,
+            embed=embed,
+            config=config,
+            judge=judge,
         )
         accepted, before, after = decision.accepted, decision.before, decision.after
     rounds = sorted({*included, round}) if accepted else sorted(included)
@@ -70,7 +82,7 @@ def round_decision(
     threshold, cut = None, None
     scores = [row.get("critic_score") for row in rows]
     if use_cut and rows and all(score is not None for score in scores):
-        chosen = choose_cut(rows, scores, real, ctx.labels, embed=embed, config=config)
+        chosen = choose_cut(rows, scores, real, ctx.labels, embed=embed, config=config, judge=judge)
         threshold = chosen.detail["threshold"]
         cut = {
             "chosen": chosen.accepted,

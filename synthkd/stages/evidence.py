@@ -19,6 +19,23 @@ from synthkd.stages.context import RunContext
 from synthkd.stages.generate import round_seconds
 
 _EMBEDDINGS: dict[str, Any] = {}
+ASKED = "asked_label"
+"""`meta` key of a relabelled record: the label the teacher was asked for."""
+
+
+def _meta(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        parsed = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def asked_label(row: dict[str, Any]) -> str:
+    """The label a corpus row was asked for (its own unless the evidence relabelled it)."""
+    return str(_meta(row.get("meta")).get(ASKED) or row["label"])
 
 
 def shared_embeddings() -> Any:
@@ -83,8 +100,9 @@ def label_round(ctx: RunContext, round: int) -> dict[str, Any] | None:
             old_ids.append(row["id"])
             continue
         text = json.dumps(dist, sort_keys=True) if dist else None
-        if decision == "relabelled":
-            new = {**row, "label": final, "soft_labels": text}
+        if decision == "relabelled":  # the asked-for label stays: fold_evidence decides again
+            meta = {**_meta(row.get("meta")), ASKED: row["label"]}
+            new = {**row, "label": final, "soft_labels": text, "meta": json.dumps(meta)}
             new["id"] = record_id(run.corpus.kind, new)
             if new["id"] not in known:
                 fresh.append(new)

@@ -167,6 +167,7 @@ def pool_round(ctx: RunContext, round: int) -> dict[str, Any] | None:
     import pyarrow.compute as pc
 
     from synthkd.critics.pool import SOURCE, label_pool
+    from synthkd.stages.fold_evidence import FoldEvidence
     from synthkd.training import SelectionConfig, accept_round, labelled_examples
     from synthkd.training.frozen import frozen_student
 
@@ -184,7 +185,7 @@ def pool_round(ctx: RunContext, round: int) -> dict[str, Any] | None:
     chosen, dropped = pool_texts(ctx, {str(t).strip() for t in earlier})
     real = real_examples(ctx)
     this_round = generated.filter(pc.equal(generated["round"], round)).sort_by("id")
-    rows = this_round.select(["text", "label", "soft_labels"]).to_pylist()
+    rows = this_round.select(["round", "text", "label", "soft_labels", "meta"]).to_pylist()
     result: dict[str, Any] = {"pool_texts": len(chosen), "left_out": dropped}
     if not chosen or not _decisions_possible(ctx, real):
         why = "no new pool text" if not chosen else "too few real examples per label for CV"
@@ -212,8 +213,14 @@ def pool_round(ctx: RunContext, round: int) -> dict[str, Any] | None:
     if not found:
         return {**result, "joined": False, "seconds": round_seconds(started)}
     config = SelectionConfig(folds=ctx.recipe.loop.cv_folds, seed=ctx.seed)
-    new = [{k: r[k] for k in ("text", "label", "soft_labels")} for r in found]
-    decision = accept_round(rows or None, new, real, ctx.labels, embed=embed, config=config)
+    new = [
+        {**{k: r[k] for k in ("text", "label", "soft_labels", "meta")}, "round": round}
+        for r in found
+    ]
+    judge = FoldEvidence(ctx).corpus  # each fold labels the pool (and the round) itself
+    decision = accept_round(
+        rows or None, new, real, ctx.labels, embed=embed, config=config, judge=judge
+    )
     result.update(
         cv_before=float(f"{decision.before:.4f}"),
         cv_after=float(f"{decision.after:.4f}"),

@@ -3,11 +3,15 @@
 Both compare "as it is" with "after the change" by `cross_validate` (see selection.py):
 a guided round's records join only if the CV score does not drop; the critic's cut (or no
 cut) is the one with the best CV score, ties going to no cut.
+
+A corpus whose labels were decided with every real example leaks the held-out fold into
+training; both take a `judge` for that: rows -> a function of the training fold's real
+examples giving those rows labelled from that fold only (`stages.FoldEvidence.corpus`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +20,24 @@ import numpy as np
 from synthkd.errors import SynthkdError
 from synthkd.training.cross_validation import SelectionConfig, _join, _take, cross_validate
 from synthkd.training.frozen import Embed
-from synthkd.training.selection import _label_set, examples
+from synthkd.training.selection import _label_set, _memoised, examples
+
+Judge = Callable[[list[Any]], Any]
+"""Corpus rows -> a corpus function of the training fold's real examples (see the module)."""
+
+
+def _rows(data: Any) -> list[Any]:
+    if data is None:
+        return []
+    if hasattr(data, "to_dict"):  # a DataFrame
+        return data.to_dict("records")
+    if hasattr(data, "to_pylist"):  # a pyarrow table
+        return data.to_pylist()
+    return list(data)
+
+
+def _judged(judge: Judge | None, rows: list[Any], fallback: Any) -> Any:
+    return _memoised(judge(rows)) if judge is not None and rows else fallback
 
 
 @dataclass
@@ -39,21 +60,23 @@ def accept_round(
     embed: Embed | None = None,
     config: SelectionConfig | None = None,
     tolerance: float = 0.0,
+    judge: Judge | None = None,
 ) -> Decision:
     """Guided rounds must not hurt: take `new` only if CV(accepted + new) >= CV(accepted).
 
     `accepted`: the training records so far (None: none yet), `new`: this round's
-    records. Scored with the `kind` student on corpus + real examples.
+    records. Scored with the `kind` student on corpus + real examples; with `judge`, on the
+    records as each training fold's own evidence labels them.
     """
     config = config or SelectionConfig()
     real_ex = examples(real, "the real examples")
     before_ex = examples(accepted, "the accepted corpus")
     new_ex = examples(new, "the new round")
     names = _label_set(real_ex, _join(before_ex, new_ex), labels)
-    before = cross_validate(kind, real_ex, before_ex, names, embed=embed, config=config)
-    after = cross_validate(
-        kind, real_ex, _join(before_ex, new_ex), names, embed=embed, config=config
-    )
+    before_corpus = _judged(judge, _rows(accepted), before_ex)
+    after_corpus = _judged(judge, _rows(accepted) + _rows(new), _join(before_ex, new_ex))
+    before = cross_validate(kind, real_ex, before_corpus, names, embed=embed, config=config)
+    after = cross_validate(kind, real_ex, after_corpus, names, embed=embed, config=config)
     b, a = before.score(config.metric), after.score(config.metric)
     return Decision(
         accepted=a >= b - tolerance,
@@ -73,9 +96,11 @@ def choose_cut(
     drop_fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.5),
     embed: Embed | None = None,
     config: SelectionConfig | None = None,
+    judge: Judge | None = None,
 ) -> Decision:
     """The critic's cut decided on real examples: no cut, or drop the lowest-scored
-    `drop_fractions` of the corpus, whichever scores best by CV (ties: no cut).
+    `drop_fractions` of the corpus, whichever scores best by CV (ties: no cut). With
+    `judge`, each fold sees the kept rows as its own evidence labels them.
 
     `Decision.detail["threshold"]` is the chosen critic score (None: no cut); keep records
     with score >= threshold. `Decision.accepted` is True when a cut was chosen.
@@ -87,7 +112,10 @@ def choose_cut(
     if len(scores) != len(corpus_ex):
         raise SynthkdError(f"{len(scores)} critic scores for {len(corpus_ex)} corpus records")
     names = _label_set(real_ex, corpus_ex, labels)
-    no_cut = cross_validate(kind, real_ex, corpus_ex, names, embed=embed, config=config)
+    rows = _rows(corpus) if judge is not None else []
+    no_cut = cross_validate(
+        kind, real_ex, _judged(judge, rows, corpus_ex), names, embed=embed, config=config
+    )
     tried: list[dict[str, Any]] = [
         {"threshold": None, "kept": len(corpus_ex), "score": no_cut.score(config.metric)}
     ]
@@ -96,9 +124,8 @@ def choose_cut(
         keep = [i for i, s in enumerate(scores) if s >= threshold]
         if not keep or len(keep) == tried[-1]["kept"]:
             continue
-        result = cross_validate(
-            kind, real_ex, _take(corpus_ex, keep), names, embed=embed, config=config
-        )
+        kept = _judged(judge, [rows[i] for i in keep] if rows else [], _take(corpus_ex, keep))
+        result = cross_validate(kind, real_ex, kept, names, embed=embed, config=config)
         tried.append(
             {"threshold": threshold, "kept": len(keep), "score": result.score(config.metric)}
         )
@@ -111,4 +138,4 @@ def choose_cut(
     )
 
 
-__all__ = ["Decision", "accept_round", "choose_cut"]
+__all__ = ["Decision", "Judge", "accept_round", "choose_cut"]

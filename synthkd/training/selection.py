@@ -117,8 +117,8 @@ def _skip(
 ) -> str | None:
     """Why a candidate is not scored (None: it is). SCORED: the candidates so far."""
     if kind in ONCE and config.tune_below < 1.0:
-        # only students of the user's own texts: a corpus's labels were decided with every
-        # real example, so corpus + real CV leans optimistic (SMS spam: frozen corpus + real
+        # only students of the user's own texts: a corpus given as rows had its labels
+        # decided with every real example, so corpus + real CV leans optimistic (SMS spam: frozen corpus + real
         # 0.952 CV skipped the tuned student, and the run shipped 0.954 on test, not 0.976)
         cheap = [
             c.accuracy
