@@ -32,11 +32,21 @@ JUDGED = re.compile(r"^label evidence .* round (\d+)$")
 """Commit message of `stages.label_round`: which rounds the evidence decided."""
 
 
-def _fold_key(fold_real: Any) -> str:
+_DECIDED: dict[tuple[str, str, str], dict[str, tuple[str, Any]]] = {}
+"""(labels, fold, records) digests -> what that fold's evidence kept: a process-wide cache,
+so a round's decision, the next round's and the rival decide each earlier round once per
+fold (the folds are the same: one seed)."""
+
+
+def _digest(texts: Sequence[str], labels: Sequence[str]) -> str:
     digest = hashlib.sha1()
-    for text, label in zip(fold_real.texts, fold_real.labels, strict=True):
+    for text, label in zip(texts, labels, strict=True):
         digest.update(f"{text}\0{label}\1".encode())
     return digest.hexdigest()
+
+
+def _fold_key(fold_real: Any) -> str:
+    return _digest(fold_real.texts, fold_real.labels)
 
 
 class FoldEvidence:
@@ -73,7 +83,6 @@ class FoldEvidence:
                 if row["reason"] == REASON and row["text"]:
                     self._asked[row["round"]].setdefault(row["text"], row["label"])
                     self._rejected[row["round"]].add(row["text"])
-        self._decided: dict[tuple[int, str], dict[str, tuple[str, Any]]] = {}
         self._pool: dict[tuple[int, str, tuple[str, ...]], dict[str, str]] = {}
 
     @classmethod
@@ -93,10 +102,14 @@ class FoldEvidence:
         FOLD_REAL keeps."""
         from synthkd.critics import label_evidence
 
-        key = (round, _fold_key(fold_real))
-        if key not in self._decided:
-            asked = self._asked.get(round) or {}
-            records = [{"text": t, "label": label} for t, label in sorted(asked.items())]
+        asked = self._asked.get(round) or {}
+        records = [{"text": t, "label": label} for t, label in sorted(asked.items())]
+        key = (
+            "\x1f".join(self.labels),
+            _fold_key(fold_real),
+            _digest([r["text"] for r in records], [r["label"] for r in records]),
+        )
+        if key not in _DECIDED:
             kept: dict[str, tuple[str, Any]] = {}
             if records:
                 evidence = label_evidence(
@@ -111,8 +124,8 @@ class FoldEvidence:
                 ):
                     if decision != "rejected":
                         kept[row["text"]] = (final, soft)
-            self._decided[key] = kept
-        return self._decided[key]
+            _DECIDED[key] = kept
+        return _DECIDED[key]
 
     def _pool_labels(self, round: int, texts: list[str], fold_real: Any) -> dict[str, str]:
         """The pool texts the fold's classifier (its real examples + the round's decided
