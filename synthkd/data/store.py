@@ -242,13 +242,14 @@ class CorpusStore:
         """Every committed version, oldest first, with its message and row count; the
         latest version's data files are checked first (one line naming a damaged one)."""
         self.check()
-        history = sorted(self._table.history(), key=lambda item: item["version"])
-        return [version_from_history(e, self.count(e["version"])) for e in history]
+        return [version_from_history(e, self.count(e["version"])) for e in self._history()]
 
     def messages(self) -> list[str]:
         """Every commit's message, oldest first: `versions` without reading each version."""
-        history = sorted(self._table.history(), key=lambda item: item["version"])
-        return [version_from_history(e, 0).message for e in history]
+        return [version_from_history(e, 0).message for e in self._history()]
+
+    def _history(self) -> list[dict[str, Any]]:
+        return sorted(self._table.history(), key=lambda item: item["version"])
 
     def diff(self, v1: int, v2: int) -> CorpusDiff:
         """Records added and removed between two versions (either order), and rescored ones."""

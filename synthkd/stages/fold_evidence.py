@@ -26,6 +26,7 @@ from typing import Any
 
 from synthkd.stages.context import RunContext
 from synthkd.stages.evidence import asked_label, shared_embeddings
+from synthkd.stages.pool import _source
 
 Rows = Sequence[Mapping[str, Any]]
 JUDGED = re.compile(r"^label evidence .* round (\d+)$")
@@ -67,9 +68,8 @@ class FoldEvidence:
         """round -> text -> asked-for label: every record the evidence judged."""
         self._rejected: dict[int, set[str]] = defaultdict(set)
         run = ctx.stores()
-        self._judged: set[
-            int
-        ] = {  # rounds the label evidence decided (the others keep their labels)
+        # rounds the label evidence decided (the others keep their labels)
+        self._judged: set[int] = {
             int(found.group(1))
             for message in run.corpus.messages()
             if (found := JUDGED.match(message))
@@ -85,17 +85,8 @@ class FoldEvidence:
                     self._rejected[row["round"]].add(row["text"])
         self._pool: dict[tuple[int, str, tuple[str, ...]], dict[str, str]] = {}
 
-    @classmethod
-    def of(cls, ctx: RunContext) -> FoldEvidence | None:
-        """The run's fold judge; None where no label evidence ran (nothing leaks then)."""
-        if ctx.task_kind != "labelled" or ctx.inputs.real is None:
-            return None
-        return cls(ctx)
-
     def _pooled(self, row: Mapping[str, Any]) -> bool:
-        from synthkd.stages.evidence import _meta
-
-        return _meta(row.get("meta")).get("source") == self.pool_source
+        return _source(row.get("meta")) == self.pool_source
 
     def decided(self, round: int, fold_real: Any) -> dict[str, tuple[str, Any]]:
         """text -> (label, agreed distribution) of ROUND's records that the evidence of

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from synthkd.errors import SynthkdError
+from synthkd.training._examples import rows_of
 from synthkd.training.cross_validation import SelectionConfig, _join, _take, cross_validate
 from synthkd.training.frozen import Embed
 from synthkd.training.selection import _label_set, _memoised, examples
@@ -26,14 +27,14 @@ Judge = Callable[[list[Any]], Any]
 """Corpus rows -> a corpus function of the training fold's real examples (see the module)."""
 
 
-def _rows(data: Any) -> list[Any]:
+def _rows(data: Any) -> list[dict[str, Any]]:
+    """Any table of records as a list of row dicts (what a judge takes)."""
     if data is None:
         return []
-    if hasattr(data, "to_dict"):  # a DataFrame
-        return data.to_dict("records")
-    if hasattr(data, "to_pylist"):  # a pyarrow table
-        return data.to_pylist()
-    return list(data)
+    columns = rows_of(data, "the corpus")
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
 
 
 def _judged(judge: Judge | None, rows: list[Any], fallback: Any) -> Any:
