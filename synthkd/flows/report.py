@@ -341,10 +341,8 @@ def _shipped_section(summary: dict[str, Any]) -> list[str]:
     if shipped.get("paired"):
         rows += [
             "\nStudents are compared on the same real examples: the loop's student on "
-            "validation, the others out-of-fold. The loop's student ships only when right "
-            "more often than the real-only one where the two disagree; the best corpus + real "
-            "student by CV only when an exact one-sided McNemar test says it is better "
-            "(`loop.ship_alpha`):\n\n",
+            "validation, the others out-of-fold. The CV winner ships unless the loop's student "
+            "beats it by an exact one-sided McNemar test (p <= `loop.ship_alpha`):\n\n",
             "| A vs B | A right, B wrong | A wrong, B right | examples | p (A not better) "
             "|\n|---|---:|---:|---:|---:|\n",
         ]

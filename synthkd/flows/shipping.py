@@ -1,22 +1,23 @@
-"""Which student a labelled run ships: the loop's student when it beats the student trained
-on the user's real examples only on the same real examples, else that one; the best corpus +
-real student by CV when clearly better than either.
+"""Which student a labelled run ships: the cross-validation winner among the students of the
+user's real examples and the corpus + real ones, unless the loop's student is clearly
+better on the same real examples.
 
-Comparing one student's validation accuracy with another's cross-validated accuracy chose
-by noise (tweets: a 0.654 against 0.651 CV lead shipped a student 6 points worse on the
-untouched test split). So students are compared example by example; `stages.real_only_rival`
-keeps each candidate's out-of-fold predictions:
-- the loop's student on the validation file's rows against the real-only student's
-  out-of-fold predictions on those rows: the loop's student ships only when right more
-  often where the two disagree. A tie is not beating your own examples (Reuters: 3 against
-  3 of 145, then 0.825 on the test split against the real-only student's 0.943);
-- the best corpus + real student by CV won a contest among several candidates on these
-  same examples, so its lead over the incumbent (the loop's student on the validation rows,
-  or the real-only one on every real example) must pass an exact one-sided McNemar test,
-  p <= `loop.ship_alpha`.
-On news the loop's student was 6 against 5 of 250 validation leads and 0.987 on the test
-articles against the real-only student's 0.947; requiring it to pass the McNemar test as
-well shipped the real-only one there.
+- The CV winner (`stages.real_only_rival`): every candidate is scored out-of-fold on the
+  user's real examples, and a corpus + real candidate sees the corpus as each training
+  fold's own label evidence decides it, so no held-out example voted for its training
+  labels. A corpus + real winner also needs a CV accuracy no lower than the best student
+  of the user's own texts (candidates are ranked by log loss). On the six-label
+  newsgroups task it won (CV 0.748 against 0.722) and scored 0.744 on the test split
+  against 0.728; an exact McNemar test on one CV repeat (4 against 2) had held it back.
+- The loop's student is judged on the validation file's rows, against the CV winner's
+  out-of-fold predictions on them, and ships only when an exact one-sided McNemar test over
+  the rows where the two disagree gives p <= `loop.ship_alpha`. Its validation figures
+  lean optimistic: the label evidence decided its corpus labels with those same rows. Ahead
+  on more rows was not enough: 19 against 17 of 180 on newsgroups, then 0.686 on the test
+  split (Reuters: 3 against 3 of 145, then 0.825 against 0.943). On news it was 7 against
+  1 of 250 (p = 0.035), and 0.973 on the test articles against the real-only student's
+  0.947. Comparing one student's validation accuracy with another's CV accuracy chose by
+  noise (tweets: a 0.654 against 0.651 lead shipped a student 6 points worse on test).
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ def choose_shipped(
 
     LOOP: the loop's kept student (path, val_accuracy, val_macro_f1, val_correct). RIVAL:
     the result of `real_only_rival` (None: no real examples to cross-validate). ALLOW: the
-    recipe's `loop.ship_real_only`; off, the loop's student ships. ALPHA: `loop.ship_alpha`.
-    Without per-example records (no validation file), accuracies are compared as before:
-    the higher one ships, a tie going to the student that used the corpus.
+    recipe's `loop.ship_real_only`; off, the loop's student ships. ALPHA: `loop.ship_alpha`,
+    the largest McNemar p-value at which the loop's student replaces the CV winner.
+    Without per-example records (no validation file), accuracies are compared: the higher
+    one ships, a tie going to the student that used the corpus.
     """
     loop_acc = loop["val_accuracy"]
     mine = _option(
@@ -94,7 +96,7 @@ def choose_shipped(
     tests = {"loop vs real only": paired(loop.get("val_correct"), rival.get("val_correct"))}
     if best:
         tests["corpus + real vs real only"] = paired(best.get("correct"), rival.get("correct"))
-        tests["corpus + real vs loop"] = paired(best.get("val_correct"), loop.get("val_correct"))
+        tests["loop vs corpus + real"] = paired(loop.get("val_correct"), best.get("val_correct"))
     tests = {k: v for k, v in tests.items() if v is not None}
     others = "; ".join(o["which"] + ": " + o["judged"] for o in (mine, corpus, real) if o)
     if not allow:
@@ -105,24 +107,20 @@ def choose_shipped(
         why = f"its {chosen['judged']} is the highest (over your {n} real examples: {others})"
         return {**chosen, "why": why, "paired": tests}
 
-    def wins(name: str) -> bool:
-        return name in tests and tests[name]["p"] <= alpha
-
-    vs_real = tests["loop vs real only"]
-    chosen = mine
-    why = f"on the validation examples, against the real-only student, it was {_said(vs_real)}"
-    if vs_real["worse"] >= vs_real["better"]:  # it must beat your own examples
-        chosen = real
-        real_vs_loop = paired(rival["val_correct"], loop["val_correct"])
-        why = f"against the loop's student it was {_said(real_vs_loop)}"
-    # the corpus + real student won a CV contest among several candidates on these same
-    # examples: its lead must be more than that contest's luck
-    if corpus and chosen is mine and wins("corpus + real vs loop"):
-        chosen = corpus
-        why = f"against the loop's student it was {_said(tests['corpus + real vs loop'])}"
-    elif corpus and chosen is real and wins("corpus + real vs real only"):
-        chosen = corpus
-        why = f"against the real-only student it was {_said(tests['corpus + real vs real only'])}"
+    winner, against = real, "loop vs real only"
+    if corpus and corpus["accuracy"] >= real["accuracy"] and "loop vs corpus + real" in tests:
+        winner, against = corpus, "loop vs corpus + real"
+    vs = tests[against]
+    if vs["p"] <= alpha:
+        chosen = mine
+        why = f"on the validation examples, against {winner['which']}, it was {_said(vs)}"
+    else:
+        chosen = winner
+        why = (
+            f"it won the cross-validation over your real examples, and the loop's student did "
+            f"not clearly beat it on the validation examples: it was {_said(vs)}, above "
+            f"loop.ship_alpha = {alpha:g}"
+        )
     why += f" (over your {n} real examples: {others})"
     return {**chosen, "why": why, "paired": tests}
 

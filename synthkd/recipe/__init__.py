@@ -164,21 +164,21 @@ class LoopSection(Settings):
     ship_real_only: bool = field(
         default=True,
         metadata={
-            "help": "Let a student trained on your real examples only ship unless the loop's "
-            "student is right more often where the two disagree on your validation examples "
-            "(the rival's out-of-fold predictions there), and the best corpus + real "
-            "student by CV when clearly better (see ship_alpha); off: the loop's student "
-            "ships. The rival is trained and reported either way."
+            "help": "Let the cross-validation winner (a student of your real examples, or "
+            "a corpus + real one) ship unless the loop's student is clearly better on your "
+            "validation examples, against the winner's out-of-fold predictions there (see "
+            "ship_alpha); off: the loop's student ships. The rival is trained and reported "
+            "either way."
         },
     )
     ship_alpha: Annotated[float, Field(gt=0, le=1)] = field(
         default=0.1,
         metadata={
-            "help": "How sure the run must be before the best corpus + real student by CV "
-            "ships instead of the loop's student (or the real-only one): the largest "
-            "one-sided p-value of an exact McNemar test on the real examples both were "
-            "scored on. It won a contest among several candidates on those same examples, "
-            "so a small lead is that contest's luck."
+            "help": "How sure the run must be before the loop's student ships instead of "
+            "the cross-validation winner: the largest one-sided p-value of an exact "
+            "McNemar test on the validation examples both were scored on. The loop's "
+            "validation figures lean optimistic (the label evidence used those examples), "
+            "so a small lead is not evidence."
         },
     )
     teacher_baseline_examples: Annotated[int, Field(ge=1)] | None = field(

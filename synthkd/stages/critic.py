@@ -67,23 +67,6 @@ EVIDENCE_CAP = 3
 examples keep their say."""
 
 
-def _relabelled_away(store: Any) -> list[dict[str, Any]]:
-    """Rows the label evidence deleted from the corpus (relabelled or rejected), with the
-    label they were asked for: read from the versions before its deletes."""
-    rows: list[dict[str, Any]] = []
-    try:
-        history = store.versions()
-        for entry in history:
-            if not entry.message.startswith("label evidence") or entry.version == 0:
-                continue
-            after = store.ids(entry.version)
-            before = store.read(entry.version - 1, ["id", "text", "label"]).to_pylist()
-            rows += [row for row in before if row["id"] not in after]
-    except Exception:  # an old version vacuumed away: the rejects table still has most
-        return rows
-    return rows
-
-
 def _existing_run(ctx: RunContext) -> Any:
     """The run folder's tables when they exist (None: no run yet; nothing is created, so
     `synthkd critic train` on another corpus leaves the recipe's folder alone)."""
@@ -106,17 +89,18 @@ def evidence_rows(run: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     Confirmed: generated corpus records whose agreed distribution (`soft_labels`, written by
     the evidence) gives their own label at least EVIDENCE_CONFIDENCE and the most (not the
     unlabelled pool's records: those are the user's texts). Contradicted:
-    rejects with reason `label_disagreement` and the asked-for labels of relabelled
-    records, each with the label that was asked for.
+    rejects with reason `label_disagreement` and relabelled records (`meta.asked_label`),
+    each with the label that was asked for.
     """
     import json
 
     from synthkd.critics.evidence_result import REASON
     from synthkd.critics.pool import SOURCE as POOL_SOURCE
+    from synthkd.stages.evidence import asked_label
 
     if run is None:
         return [], []
-    confirmed = []
+    confirmed, contradicted = [], []
     for row in run.corpus.read(columns=["text", "label", "soft_labels", "meta"]).to_pylist():
         try:
             dist = json.loads(row["soft_labels"]) if row["soft_labels"] else None
@@ -127,14 +111,15 @@ def evidence_rows(run: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             continue
         if isinstance(meta, dict) and meta.get("source") == POOL_SOURCE:
             continue  # the user's unlabelled texts, labelled by self-training: not generated
+        asked = asked_label(row)
+        if asked != row["label"]:  # relabelled: the text is evidence against its asked label
+            contradicted.append({"text": row["text"], "label": asked})
         p = float(dist.get(row["label"]) or 0.0)
         if p >= EVIDENCE_CONFIDENCE and p >= max(float(v) for v in dist.values()):
             confirmed.append(row)
-    contradicted = []
     if run.rejects is not None:
         rejects = run.rejects.read(columns=["text", "label", "reason"]).to_pylist()
-        contradicted = [row for row in rejects if row["reason"] == REASON]
-    contradicted += _relabelled_away(run.corpus)
+        contradicted += [row for row in rejects if row["reason"] == REASON]
     return confirmed, contradicted
 
 

@@ -13,7 +13,13 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    ProgressCallback,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from synthkd.training.config import StudentConfig
 
@@ -119,6 +125,14 @@ def epochs_to_run(config: StudentConfig, train_examples: int) -> int:
     """`epochs`, or more when that many passes over TRAIN_EXAMPLES make under `min_steps`."""
     steps_per_epoch = max(1, math.ceil(train_examples / config.batch_size))
     return max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+
+
+def trainer_callbacks(config: StudentConfig, what: str, progress: bool) -> list[Any]:
+    """A progress bar, and early stopping where the config keeps the best epoch."""
+    callbacks: list[Any] = [RichProgress(f"training {what}", enabled=progress)]
+    if config.select_best_epoch and config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    return callbacks
 
 
 def training_arguments(

@@ -19,7 +19,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    EarlyStoppingCallback,
     PreTrainedModel,
     Trainer,
     set_seed,
@@ -30,12 +29,12 @@ from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples
 from synthkd.training._files import refuse_pickle_only, require_model_dir
 from synthkd.training._hf_training import (
-    RichProgress,
     classification_metrics,
     forward_batches,
     quiet_transformers,
     silence_default_callbacks,
     soft_cross_entropy,
+    trainer_callbacks,
     training_arguments,
 )
 from synthkd.training.config import StudentConfig
@@ -111,9 +110,7 @@ def train_minilm(
     # evaluated every epoch: length-sorted batches pad least (the order changes no metric)
     lengths = [len(ids) for ids in val_ds["input_ids"]]
     val_ds = val_ds.select(sorted(range(len(lengths)), key=lengths.__getitem__))
-    callbacks: list[Any] = [RichProgress("training MiniLM student", enabled=progress)]
-    if config.select_best_epoch and config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    callbacks = trainer_callbacks(config, "MiniLM student", progress)
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
         trainer = Trainer(
             model=model,

@@ -22,7 +22,6 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
-    EarlyStoppingCallback,
     Trainer,
     set_seed,
 )
@@ -38,9 +37,9 @@ from synthkd.training._files import (
     write_model_card,
 )
 from synthkd.training._hf_training import (
-    RichProgress,
     quiet_transformers,
     silence_default_callbacks,
+    trainer_callbacks,
     training_arguments,
 )
 from synthkd.training._triples import TripleExample, match_scores, triple_examples
@@ -270,9 +269,7 @@ def _train(config, base, train, validation, staging, progress) -> dict[str, Any]
         model = get_peft_model(model, lora)
     except ValueError as exc:
         raise SynthkdError(f"student.target_modules: {' '.join(str(exc).split())}") from exc
-    callbacks: list[Any] = [RichProgress("training generative student", enabled=progress)]
-    if config.select_best_epoch and config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    callbacks = trainer_callbacks(config, "generative student", progress)
     with tempfile.TemporaryDirectory(prefix="synthkd-ckpt-") as checkpoints:
         train_ds = _encode(tokenizer, train, config.max_length)
         args = training_arguments(
