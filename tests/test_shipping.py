@@ -106,7 +106,7 @@ def test_a_corpus_plus_real_cv_winner_ships_unless_the_loop_student_clearly_beat
     assert pick["from"] == "cv_best" and "won the cross-validation" in pick["why"]
     assert pick["paired"]["corpus + real vs real only"]["better"] == 10
     assert pick["paired"]["loop vs corpus + real"]["p"] > 0.1
-    # a corpus + real winner by log loss with a lower CV accuracy does not ship
+    # a corpus + real winner by macro-F1 with a lower CV accuracy does not ship
     worse = [1] * 10 + [0] * 13 + [1] * 47
     pick = choose_shipped(loop(rights(20)), rival(real_only[10:], real_only[:10], worse), True)
     assert pick["from"] == "real_only"

@@ -6,7 +6,7 @@ better on the same real examples.
   user's real examples, and a corpus + real candidate sees the corpus as each training
   fold's own label evidence decides it, so no held-out example voted for its training
   labels. A corpus + real winner also needs a CV accuracy no lower than the best student
-  of the user's own texts (candidates are ranked by log loss). On the six-label
+  of the user's own texts (candidates are ranked by CV macro-F1). On the six-label
   newsgroups task it won (CV 0.748 against 0.722) and scored 0.744 on the test split
   against 0.728; an exact McNemar test on one CV repeat (4 against 2) had held it back.
 - The loop's student is judged on the validation file's rows, against the CV winner's
