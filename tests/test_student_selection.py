@@ -137,6 +137,11 @@ def test_fit_best_refits_and_saves(news, tmp_path):
     assert proba.shape == (10, len(news["labels"])) and np.allclose(proba.sum(axis=1), 1)
     manifest = json.loads((tmp_path / "best" / "student.json").read_text())
     assert manifest["kind"] == selection.best.kind
+    # a model card says what was chosen, on what data, and the CV ranking that chose it
+    card = (tmp_path / "best" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: synthkd\npipeline_tag: text-classification")
+    assert f"# synthkd student ({selection.best.kind}, chosen by cross-validation)" in card
+    assert f"| {selection.best.kind} | {selection.best.data} |" in card
     if manifest["kind"] == "frozen":
         again = FrozenHeadStudent.load(tmp_path / "best")
         again._embed = news["embed"]

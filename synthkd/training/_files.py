@@ -156,6 +156,69 @@ def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
     write_atomic(root / "README.md", "\n".join(lines))
 
 
+_SELECTED_KINDS = {
+    "frozen": "frozen all-MiniLM-L6-v2 embeddings + a logistic regression head",
+    "contrastive": "all-MiniLM-L6-v2 tuned on same/other-label pairs of the real examples "
+    "(SetFit-style) + a logistic regression head",
+    "linear": "TF-IDF + logistic regression",
+}
+_SELECTED_DATA = {
+    "real": "the user's real examples only",
+    "real+pool": "the user's real examples, then self-trained on their unlabelled texts",
+    "corpus+real": "the synthetic corpus + the user's real examples",
+}
+
+
+def write_selection_card(root: Path, manifest: dict[str, Any], train_examples: int) -> None:
+    """README.md for a student chosen by cross-validation (`fit_best`): what it is, what it
+    was trained on and the CV ranking that chose it, so a shipped student of the user's own
+    texts says so."""
+    selected = manifest.get("selected_by") or {}
+    ranking = [c for c in selected.get("ranking") or [] if not c.get("skipped")]
+    best = ranking[0] if ranking else {"kind": manifest["kind"], "data": "real"}
+    kind, data = best["kind"], best["data"]
+    tags = "synthkd" + (", distillation" if data == "corpus+real" else "")
+    what = _SELECTED_KINDS.get(kind, kind)
+    lines = [
+        "---",
+        "library_name: synthkd",
+        "pipeline_tag: text-classification",
+        f"tags: [{tags}]",
+        "---",
+        "",
+        f"# synthkd student ({kind}, chosen by cross-validation)",
+        "",
+        f"{what[:1].upper()}{what[1:]}, trained on "
+        f"{_SELECTED_DATA.get(data, data)} ({train_examples} examples) on {now_utc()}.",
+        "",
+        "Labels: " + ", ".join(f"`{label}`" for label in manifest.get("labels") or []),
+        "",
+    ]
+    if ranking:
+        lines += [
+            "## Cross-validation over the real examples",
+            "",
+            f"Ranked by CV {selected.get('metric') or 'macro_f1'}; the first was refitted on "
+            "all its data.",
+            "",
+            "| candidate | trained on | CV accuracy | CV macro-F1 |",
+            "| --- | --- | ---: | ---: |",
+        ]
+        lines += [
+            f"| {c['kind']} | {c['data']} | {c['accuracy']:.4f} | {c['macro_f1']:.4f} |"
+            for c in ranking
+        ] + [""]
+    lines += [
+        "## Use",
+        "",
+        "```bash",
+        "synthkd predict THIS_DIR --input texts.parquet --text-column text --output out.parquet",
+        "```",
+        "",
+    ]
+    write_atomic(root / "README.md", "\n".join(lines))
+
+
 _PROMPT_FORMS = {
     "commonsense": [
         "Each text is a prompt in the form the student was trained on: the event, the "

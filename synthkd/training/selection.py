@@ -27,6 +27,7 @@ from typing import Any
 
 from synthkd.errors import SynthkdError
 from synthkd.training._examples import LabelledExamples, labelled_examples
+from synthkd.training._files import write_selection_card
 from synthkd.training.candidates import fit_candidate
 from synthkd.training.cross_validation import (
     KINDS,
@@ -258,6 +259,7 @@ def fit_best(
             manifest = json.loads(path.read_text())
         manifest["selected_by"] = selection.to_dict()
         path.write_text(json.dumps(manifest, indent=2))
+        write_selection_card(Path(out_dir), manifest, len(train))
     return student
 
 
