@@ -103,6 +103,17 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
+_USE = [
+    "## Use",
+    "",
+    "```bash",
+    "synthkd predict THIS_DIR --input texts.parquet --text-column text --output out.parquet",
+    "```",
+    "",
+]
+"""A student card's last section: how to run it."""
+
+
 def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
     """README.md with the Hub's YAML header, what the student is and how it scored."""
     kind = manifest["kind"]
@@ -144,14 +155,7 @@ def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
     config = manifest.get("config") or {}
     if config:
         lines += ["## Training settings", "", "```json", json.dumps(config, indent=2), "```", ""]
-    lines += [
-        "## Use",
-        "",
-        "```bash",
-        "synthkd predict THIS_DIR --input texts.parquet --text-column text --output out.parquet",
-        "```",
-        "",
-    ]
+    lines += _USE
     lines += _PROMPT_FORMS.get(manifest.get("layout"), [])
     write_atomic(root / "README.md", "\n".join(lines))
 
@@ -208,14 +212,7 @@ def write_selection_card(root: Path, manifest: dict[str, Any], train_examples: i
             f"| {c['kind']} | {c['data']} | {c['accuracy']:.4f} | {c['macro_f1']:.4f} |"
             for c in ranking
         ] + [""]
-    lines += [
-        "## Use",
-        "",
-        "```bash",
-        "synthkd predict THIS_DIR --input texts.parquet --text-column text --output out.parquet",
-        "```",
-        "",
-    ]
+    lines += _USE
     write_atomic(root / "README.md", "\n".join(lines))
 
 
