@@ -114,18 +114,25 @@ _USE = [
 """A student card's last section: how to run it."""
 
 
+def _card_header(library: str, pipeline: str, tags: list[str]) -> list[str]:
+    """The Hub's YAML block of a student card, as huggingface_hub writes it."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(library_name=library, pipeline_tag=pipeline, tags=tags)
+    return ["---", data.to_yaml(), "---", ""]
+
+
 def write_model_card(root: Path, manifest: dict[str, Any]) -> None:
     """README.md with the Hub's YAML header, what the student is and how it scored."""
     kind = manifest["kind"]
     labels = manifest.get("labels") or []
     base = manifest.get("base_model") or manifest.get("base_model_name") or "none"
     lines = [
-        "---",
-        "library_name: " + ("peft" if kind in ("minilm", "generative") else "synthkd"),
-        "pipeline_tag: " + ("text-generation" if kind == "generative" else "text-classification"),
-        "tags: [synthkd, distillation" + (", lora" if kind != "linear" else "") + "]",
-        "---",
-        "",
+        *_card_header(
+            "peft" if kind in ("minilm", "generative") else "synthkd",
+            "text-generation" if kind == "generative" else "text-classification",
+            ["synthkd", "distillation"] + (["lora"] if kind != "linear" else []),
+        ),
         f"# synthkd student ({kind})",
         "",
         f"Distilled by synthkd from a teacher LLM's synthetic corpus. Base model: `{base}`.",
@@ -181,15 +188,10 @@ def write_selection_card(root: Path, manifest: dict[str, Any], train_examples: i
     ranking = [c for c in selected.get("ranking") or [] if not c.get("skipped")]
     best = ranking[0] if ranking else {"kind": manifest["kind"], "data": "real"}
     kind, data = best["kind"], best["data"]
-    tags = "synthkd" + (", distillation" if data == "corpus+real" else "")
+    tags = ["synthkd"] + (["distillation"] if data == "corpus+real" else [])
     what = _SELECTED_KINDS.get(kind, kind)
     lines = [
-        "---",
-        "library_name: synthkd",
-        "pipeline_tag: text-classification",
-        f"tags: [{tags}]",
-        "---",
-        "",
+        *_card_header("synthkd", "text-classification", tags),
         f"# synthkd student ({kind}, chosen by cross-validation)",
         "",
         f"{what[:1].upper()}{what[1:]}, trained on "
